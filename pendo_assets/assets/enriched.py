@@ -1,0 +1,62 @@
+"""Enriched event assets: each raw event day joined to the names its ids point to."""
+
+from datetime import date
+
+import dagster as dg
+
+from pendo_assets.assets.raw import IO_MANAGER_KEY, KINDS, asset_key, demo_note
+from pendo_assets.assets.schema import enriched_schema
+from pendo_assets.catalog import ANALYTICS_SCHEMA, EVENTS, RAW_SCHEMA, SOURCES_BY_NAME, Source
+from pendo_assets.enriched import enriched_query, lookup_columns
+from pendo_assets.settings import Settings
+from pendo_assets.warehouse.io_manager import DaysQuery, WarehouseResource
+
+ENRICHED_GROUP = "analytics_events"
+
+
+def _entity(table: str) -> Source:
+    return next(s for s in SOURCES_BY_NAME.values() if s.table == table)
+
+
+def build_enriched_asset(
+    source: Source, settings: Settings, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    entities = sorted({lk.entity for lk in source.lookups})
+    names = ", ".join(f"`{c}`" for c in lookup_columns(source))
+
+    @dg.asset(
+        key=asset_key(source, ANALYTICS_SCHEMA),
+        deps=[asset_key(source), *(asset_key(_entity(t)) for t in entities)],
+        group_name=ENRICHED_GROUP,
+        kinds=KINDS,
+        io_manager_key=IO_MANAGER_KEY,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=dg.AutomationCondition.eager(),
+        description=f"Every row of `{RAW_SCHEMA}.{source.table}` for the day (none dropped, "
+        f"none duplicated) plus the names its ids point to: {names}. Computed inside DuckDB "
+        f"into `{ANALYTICS_SCHEMA}.{source.table}`.{demo_note(settings)}",
+        metadata={
+            "dagster/column_schema": enriched_schema(source, settings.drop_columns),
+            "dagster/table_name": f"{ANALYTICS_SCHEMA}.{source.table}",
+        },
+    )
+    def _enriched(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> DaysQuery:
+        days = [date.fromisoformat(k) for k in context.partition_keys]
+        wh = warehouse.warehouse
+        with wh.connect() as con:
+            raw_cols = list(wh.columns(con, RAW_SCHEMA, source.table))
+            missing = [t for t in [source.table, *entities] if not wh.columns(con, RAW_SCHEMA, t)]
+        if missing:
+            keys = ", ".join(f"{RAW_SCHEMA}/{t}" for t in missing)
+            raise dg.Failure(
+                f"{ANALYTICS_SCHEMA}/{source.table} needs {keys} in the warehouse first: "
+                "materialize those assets, then this one."
+            )
+        return DaysQuery(days, enriched_query(source, raw_cols), [min(days), max(days)])
+
+    return _enriched
+
+
+def enriched_assets(settings: Settings, partitions: dg.PartitionsDefinition) -> list:
+    return [build_enriched_asset(s, settings, partitions) for s in EVENTS]

@@ -1,0 +1,128 @@
+"""Raw Pendo assets, one per catalog source: entities (unpartitioned) and events (daily)."""
+
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+
+from pendo_assets.assets.schema import raw_schema
+from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
+from pendo_assets.pendo.fetch import fetch_days, fetch_entity
+from pendo_assets.pendo.tables import declared_types
+from pendo_assets.resources import PendoResource
+from pendo_assets.settings import Settings
+from pendo_assets.warehouse.io_manager import StagedDays, StagedTable
+from pendo_assets.warehouse.store import stage
+
+ENTITY_GROUP = "pendo_entities"
+RAW_EVENT_GROUP = "pendo_raw_events"
+KINDS = {"pendo", "duckdb"}
+IO_MANAGER_KEY = "warehouse_io_manager"
+
+
+def asset_key(source: Source, schema: str = RAW_SCHEMA) -> dg.AssetKey:
+    return dg.AssetKey([schema, source.table])
+
+
+def demo_note(settings: Settings) -> str:
+    if not settings.demo:
+        return ""
+    return (
+        "\n\n**DEMO DATA** from the embedded Pendo emulator. To load your own subscription set "
+        "`PENDO_INTEGRATION_KEY`, `PENDO_REGION` and `PENDO_START_DATE` (see README)."
+    )
+
+
+def _client_metadata(pendo: PendoResource, before: dict, started: float) -> dict:
+    now = pendo.client.stats.as_dict()
+    return {
+        "pendo_requests": dg.MetadataValue.int(now["requests"] - before["requests"]),
+        "pendo_retries": dg.MetadataValue.int(now["retries"] - before["retries"]),
+        "pendo_bytes": dg.MetadataValue.int(now["bytes"] - before["bytes"]),
+        "pendo_rows": dg.MetadataValue.int(now["rows"] - before["rows"]),
+        "fetch_seconds": dg.MetadataValue.float(round(time.monotonic() - started, 3)),
+    }
+
+
+def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
+    drop = settings.drop_columns
+
+    @dg.asset(
+        key=asset_key(source),
+        group_name=ENTITY_GROUP,
+        kinds=KINDS,
+        io_manager_key=IO_MANAGER_KEY,
+        description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
+        f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run.{demo_note(settings)}",
+        metadata={
+            "dagster/column_schema": raw_schema(source, drop),
+            "dagster/table_name": f"{RAW_SCHEMA}.{source.table}",
+            "pendo_source": source.name,
+        },
+    )
+    def _entity(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedTable:
+        started, before = time.monotonic(), pendo.client.stats.as_dict()
+        staging = Path(tempfile.mkdtemp(prefix=f"pendo-{source.table}-"))
+        files = []
+        for i, batch in enumerate(fetch_entity(pendo.client, source, pendo.options)):
+            files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
+            context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
+        context.add_output_metadata(_client_metadata(pendo, before, started))
+        return StagedTable(files, declared_types(source, drop), staging)
+
+    return _entity
+
+
+def build_event_asset(
+    source: Source, settings: Settings, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    drop = settings.drop_columns
+    base_types = declared_types(source, drop)
+
+    @dg.asset(
+        key=asset_key(source),
+        group_name=RAW_EVENT_GROUP,
+        kinds=KINDS,
+        io_manager_key=IO_MANAGER_KEY,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
+        f"`{RAW_SCHEMA}.{source.table}`; one partition per subscription-local day "
+        f"(`day`), replaced atomically when re-materialized.{demo_note(settings)}",
+        metadata={
+            "dagster/column_schema": raw_schema(source, drop),
+            "dagster/table_name": f"{RAW_SCHEMA}.{source.table}",
+            "pendo_source": source.name,
+        },
+    )
+    def _events(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedDays:
+        days = [date.fromisoformat(k) for k in context.partition_keys]
+        started, before = time.monotonic(), pendo.client.stats.as_dict()
+        staging = Path(tempfile.mkdtemp(prefix=f"pendo-{source.table}-"))
+        step = max(1, len(days) // 20)
+
+        def progress(done: int, total: int) -> None:
+            if done == total or done % step == 0:
+                context.log.info(f"fetched {done}/{total} days of {source.name}")
+
+        files = []
+        try:
+            for day, table in fetch_days(pendo.client, source, days, pendo.options, progress):
+                files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        context.add_output_metadata(_client_metadata(pendo, before, started))
+        return StagedDays(days, files, base_types, staging)
+
+    return _events
+
+
+def raw_assets(settings: Settings, partitions: dg.PartitionsDefinition) -> list:
+    return [build_entity_asset(s, settings) for s in ENTITIES] + [
+        build_event_asset(s, settings, partitions) for s in EVENTS
+    ]

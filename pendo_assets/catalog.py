@@ -1,0 +1,358 @@
+"""Every Pendo source this project loads, declared once.
+
+Assets, asset checks, the emulator, the README tables and the tests are all generated from
+``SOURCES``. Adding a source is a new ``Source(...)`` entry here (plus, for the emulator, a row
+generator keyed by the same name).
+
+Column names are Pendo's dotted field paths; ``pendo.tables.column_name`` turns them into the
+snake_case DuckDB names (``metadata.agent.name`` -> ``metadata_agent_name``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# DuckDB types used in declared schemas. Undeclared fields are inferred per batch.
+VARCHAR, BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ, JSON, DATE = (
+    "VARCHAR",
+    "BIGINT",
+    "DOUBLE",
+    "BOOLEAN",
+    "TIMESTAMPTZ",
+    "JSON",
+    "DATE",
+)
+
+# Leaf names that hold epoch milliseconds wherever they appear (Pendo's auto metadata and
+# entity audit fields). Values that are not integers are left as they are.
+EPOCH_MS_LEAVES = frozenset(
+    {
+        "browserTime",
+        "createdAt",
+        "lastUpdatedAt",
+        "publishedAt",
+        "resetAt",
+        "showsAfter",
+        "expiresAfter",
+        "firstvisit",
+        "lastvisit",
+        "lastupdated",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Names joined onto an event row: ``id_column`` of the row -> ``entity``'s ``id``.
+
+    ``names`` maps an output column to a column of the entity table. ``id_column`` may name a
+    column added by an earlier lookup of the same source (features -> their page).
+    """
+
+    id_column: str
+    entity: str
+    names: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Source:
+    name: str  # Pendo's source name, as sent in the pipeline
+    table: str  # DuckDB table (and last part of the asset key)
+    kind: Literal["entity", "event"]
+    description: str  # what one row is
+    columns: dict[str, str]  # Pendo field path -> DuckDB type, for fields always present
+    id_column: str  # Pendo field of the row's own id (entities) or its subject (events)
+    raw: bool = False  # raw events: one row per event, timed by browserTime
+    app_scoped: bool = True  # takes appId; accounts and visitors are subscription-wide
+    grain: tuple[str, ...] = ()  # Pendo fields that together identify an event row
+    required: tuple[str, ...] = ()  # Pendo fields that must never be null
+    json_fields: frozenset[str] = frozenset()  # objects stored whole as JSON, not flattened
+    lookups: tuple[Lookup, ...] = ()
+    params: dict = field(default_factory=dict)  # extra source parameters
+    # Raw event sources take `blacklist: "apply"` (Pendo's Exclude List) when it is enabled.
+    takes_exclude_list: bool = False
+
+    @property
+    def time_field(self) -> str | None:
+        if self.kind == "entity":
+            return None
+        return "browserTime" if self.raw else "day"
+
+    @property
+    def asset_name(self) -> str:
+        return self.table
+
+
+ENTITY_ID = "id"
+
+_AGGREGATED_EVENT_COLUMNS = {
+    "visitorId": VARCHAR,
+    "accountId": VARCHAR,
+    "appId": BIGINT,
+    "day": DATE,
+    "numEvents": BIGINT,
+    "numMinutes": BIGINT,
+    "server": VARCHAR,
+    "remoteIp": VARCHAR,
+    "userAgent": VARCHAR,
+}
+_AGGREGATED_GRAIN = ("visitorId", "accountId", "appId", "day", "server", "remoteIp", "userAgent")
+
+_RAW_EVENT_COLUMNS = {
+    "visitorId": VARCHAR,
+    "accountId": VARCHAR,
+    "accountIds": JSON,
+    "appId": BIGINT,
+    "day": DATE,
+    "browserTime": TIMESTAMPTZ,
+    "type": VARCHAR,
+    "guideId": VARCHAR,
+    "guideStepId": VARCHAR,
+    "url": VARCHAR,
+    "loadTime": BIGINT,
+    "country": VARCHAR,
+    "region": VARCHAR,
+    "latitude": DOUBLE,
+    "longitude": DOUBLE,
+    "remoteIp": VARCHAR,
+    "serverName": VARCHAR,
+    "userAgent": VARCHAR,
+}
+_RAW_GRAIN = ("visitorId", "accountId", "appId", "browserTime", "type", "guideId", "guideStepId")
+
+_WHO = (
+    Lookup("account_id", "accounts", {"account_name": "metadata_agent_name"}),
+    Lookup("visitor_id", "visitors", {"visitor_email": "metadata_agent_email"}),
+)
+
+_TAG_COLUMNS = {
+    "id": VARCHAR,
+    "appId": BIGINT,
+    "name": VARCHAR,
+    "kind": VARCHAR,
+    "color": VARCHAR,
+    "dirty": BOOLEAN,
+    "group.id": VARCHAR,
+    "group.name": VARCHAR,
+    "createdAt": TIMESTAMPTZ,
+    "lastUpdatedAt": TIMESTAMPTZ,
+    "createdByUser.id": VARCHAR,
+    "createdByUser.username": VARCHAR,
+    "lastUpdatedByUser.id": VARCHAR,
+    "lastUpdatedByUser.username": VARCHAR,
+    "rootVersionId": VARCHAR,
+    "stableVersionId": VARCHAR,
+}
+
+SOURCES: tuple[Source, ...] = (
+    # --- entities -------------------------------------------------------------------------
+    Source(
+        name="accounts",
+        table="accounts",
+        kind="entity",
+        description="One row per Pendo account, with its agent, auto and custom metadata "
+        "flattened into columns (`metadata_agent_name`, `metadata_auto_lastvisit`, ...).",
+        columns={
+            "accountId": VARCHAR,
+            "metadata.agent.name": VARCHAR,
+            "metadata.auto.firstvisit": TIMESTAMPTZ,
+            "metadata.auto.lastvisit": TIMESTAMPTZ,
+            "metadata.auto.lastupdated": TIMESTAMPTZ,
+        },
+        id_column="accountId",
+        app_scoped=False,
+        required=("accountId",),
+    ),
+    Source(
+        name="visitors",
+        table="visitors",
+        kind="entity",
+        description="One row per Pendo visitor (identified, and anonymous `_PENDO_T_` ones "
+        "unless excluded), with agent, auto, per-app auto and custom metadata as columns.",
+        columns={
+            "visitorId": VARCHAR,
+            "metadata.agent.email": VARCHAR,
+            "metadata.auto.accountid": VARCHAR,
+            "metadata.auto.accountids": JSON,
+            "metadata.auto.firstvisit": TIMESTAMPTZ,
+            "metadata.auto.lastvisit": TIMESTAMPTZ,
+            "metadata.auto.lastupdated": TIMESTAMPTZ,
+        },
+        id_column="visitorId",
+        app_scoped=False,
+        required=("visitorId",),
+    ),
+    Source(
+        name="pages",
+        table="pages",
+        kind="entity",
+        description="One row per tagged page of every app, with its product area "
+        "(`group_name`) and URL rules (`rules`, JSON).",
+        columns={**_TAG_COLUMNS, "rules": JSON},
+        id_column="id",
+        required=("id",),
+    ),
+    Source(
+        name="features",
+        table="features",
+        kind="entity",
+        description="One row per tagged feature of every app, with the page it lives on "
+        "(`page_id`) and its product area (`group_name`).",
+        columns={
+            **_TAG_COLUMNS,
+            "pageId": VARCHAR,
+            "appWide": BOOLEAN,
+            "isCoreEvent": BOOLEAN,
+            "elementPathRules": JSON,
+        },
+        id_column="id",
+        required=("id",),
+        json_fields=frozenset({"eventPropertyConfigurations"}),
+    ),
+    Source(
+        name="guides",
+        table="guides",
+        kind="entity",
+        description="One row per guide of every app: state, launch method, and its steps and "
+        "polls as JSON arrays.",
+        columns={
+            "id": VARCHAR,
+            "appId": BIGINT,
+            "name": VARCHAR,
+            "state": VARCHAR,
+            "launchMethod": VARCHAR,
+            "isMultiStep": BOOLEAN,
+            "createdAt": TIMESTAMPTZ,
+            "lastUpdatedAt": TIMESTAMPTZ,
+            "publishedAt": TIMESTAMPTZ,
+            "steps": JSON,
+            "polls": JSON,
+        },
+        id_column="id",
+        required=("id",),
+        json_fields=frozenset({"audience"}),
+    ),
+    Source(
+        name="trackTypes",
+        table="track_types",
+        kind="entity",
+        description="One row per track event type (custom `pendo.track()` event name) of "
+        "every app.",
+        columns={
+            "id": VARCHAR,
+            "appId": BIGINT,
+            "name": VARCHAR,
+            "trackTypeName": VARCHAR,
+            "group.id": VARCHAR,
+            "group.name": VARCHAR,
+            "createdAt": TIMESTAMPTZ,
+            "lastUpdatedAt": TIMESTAMPTZ,
+            "trackTypeRules": JSON,
+        },
+        id_column="id",
+        required=("id",),
+    ),
+    # --- aggregated events -------------------------------------------------------------------
+    Source(
+        name="events",
+        table="events",
+        kind="event",
+        description="One row per visitor, account, app, server, IP and user agent per day: "
+        "all of that visitor's activity that day (`num_events`, `num_minutes`).",
+        columns=dict(_AGGREGATED_EVENT_COLUMNS),
+        id_column="visitorId",
+        grain=_AGGREGATED_GRAIN,
+        required=("visitorId", "appId", "day"),
+        lookups=_WHO,
+    ),
+    Source(
+        name="pageEvents",
+        table="page_events",
+        kind="event",
+        description="One row per visitor, account, app, page, server, IP, user agent and URL "
+        "parameters per day: page views (`num_events`) and time on the page (`num_minutes`).",
+        columns={**_AGGREGATED_EVENT_COLUMNS, "pageId": VARCHAR, "parameters": JSON},
+        id_column="pageId",
+        grain=(*_AGGREGATED_GRAIN, "pageId", "parameters"),
+        required=("visitorId", "appId", "day", "pageId"),
+        json_fields=frozenset({"parameters"}),
+        lookups=(
+            *_WHO,
+            Lookup("page_id", "pages", {"page_name": "name", "group_name": "group_name"}),
+        ),
+        params={"pageId": None},
+    ),
+    Source(
+        name="featureEvents",
+        table="feature_events",
+        kind="event",
+        description="One row per visitor, account, app, feature, server, IP and user agent "
+        "per day: clicks on the feature (`num_events`).",
+        columns={**_AGGREGATED_EVENT_COLUMNS, "featureId": VARCHAR},
+        id_column="featureId",
+        grain=(*_AGGREGATED_GRAIN, "featureId"),
+        required=("visitorId", "appId", "day", "featureId"),
+        lookups=(
+            *_WHO,
+            Lookup(
+                "feature_id",
+                "features",
+                {"feature_name": "name", "group_name": "group_name", "page_id": "page_id"},
+            ),
+            Lookup("page_id", "pages", {"page_name": "name"}),
+        ),
+        params={"featureId": None},
+    ),
+    Source(
+        name="trackEvents",
+        table="track_events",
+        kind="event",
+        description="One row per visitor, account, app, track type, server, IP and user agent "
+        "per day: custom track events sent with `pendo.track()` (`num_events`).",
+        columns={**_AGGREGATED_EVENT_COLUMNS, "trackTypeId": VARCHAR, "properties": JSON},
+        id_column="trackTypeId",
+        grain=(*_AGGREGATED_GRAIN, "trackTypeId", "properties"),
+        required=("visitorId", "appId", "day", "trackTypeId"),
+        json_fields=frozenset({"properties"}),
+        lookups=(*_WHO, Lookup("track_type_id", "track_types", {"track_type_name": "name"})),
+        params={"trackTypeId": None},
+    ),
+    # --- raw events --------------------------------------------------------------------------
+    Source(
+        name="guideEvents",
+        table="guide_events",
+        kind="event",
+        raw=True,
+        description="One row per guide interaction (guideSeen, guideAdvanced, guideDismissed, "
+        "guideSnoozed, guideTimeout, ...), timed by the browser (`browser_time`).",
+        columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
+        id_column="guideId",
+        grain=_RAW_GRAIN,
+        required=("visitorId", "appId", "browserTime", "type", "guideId"),
+        lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
+        takes_exclude_list=True,
+    ),
+    Source(
+        name="pollEvents",
+        table="poll_events",
+        kind="event",
+        raw=True,
+        description="One row per poll answer (NPS score or free text in `poll_response`), "
+        "timed by the browser (`browser_time`).",
+        columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
+        id_column="pollId",
+        grain=(*_RAW_GRAIN, "pollId"),
+        required=("visitorId", "appId", "browserTime", "guideId", "pollId"),
+        lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
+        takes_exclude_list=True,
+    ),
+)
+
+SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+SOURCES_BY_TABLE: dict[str, Source] = {s.table: s for s in SOURCES}
+ENTITIES: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "entity")
+EVENTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "event")
+
+RAW_SCHEMA = "pendo"
+ANALYTICS_SCHEMA = "analytics"

@@ -1,0 +1,52 @@
+"""The one ``Definitions`` of the project: assets, resources, executor.
+
+Settings are read and validated here, at load time, so a bad ``PENDO_*`` value fails before any
+run starts. Loading never starts a server: demo mode only points at the emulator that
+``make dev`` started as its own process.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import dagster as dg
+
+from pendo_assets.assets.enriched import enriched_assets
+from pendo_assets.assets.raw import raw_assets
+from pendo_assets.partitions import daily_partitions
+from pendo_assets.resources import PendoResource
+from pendo_assets.settings import Settings, load_settings
+from pendo_assets.warehouse.io_manager import DuckDBWarehouseIOManager, WarehouseResource
+
+DEMO_KEY = "demo-key"
+log = logging.getLogger("pendo_assets")
+
+
+def build_definitions(settings: Settings) -> dg.Definitions:
+    partitions = daily_partitions(settings)
+    if os.environ.get("PENDO_INTEGRATION_KEY", "").strip():
+        key = dg.EnvVar("PENDO_INTEGRATION_KEY")
+    else:
+        # Demo mode: the emulator's key is not a secret.
+        key = DEMO_KEY
+    if settings.demo:
+        log.warning(
+            "DEMO MODE: no PENDO_INTEGRATION_KEY of yours is set, so the project reads the "
+            "embedded Pendo emulator at %s (synthetic data). Set PENDO_INTEGRATION_KEY, "
+            "PENDO_REGION and PENDO_START_DATE to load your subscription.",
+            settings.base_url,
+        )
+    warehouse = WarehouseResource(database=settings.duckdb_path)
+    return dg.Definitions(
+        assets=[*raw_assets(settings, partitions), *enriched_assets(settings, partitions)],
+        resources={
+            "pendo": PendoResource.from_settings(settings, key),
+            "warehouse": warehouse,
+            "warehouse_io_manager": DuckDBWarehouseIOManager(resource=warehouse),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions(load_settings())

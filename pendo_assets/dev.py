@@ -1,0 +1,125 @@
+"""`make dev`: start the Dagster UI; with no PENDO_INTEGRATION_KEY, start the embedded Pendo
+emulator first, as its own process, and point every Dagster process at it.
+
+Run as ``python -m pendo_assets.dev --port 3000``. Honours PORT (via --port), DAGSTER_HOME and
+PENDO_DUCKDB_PATH from the environment. Stops the emulator when the UI stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+from datetime import date, timedelta
+
+from pendo_assets.settings import DEMO_HISTORY_DAYS
+
+DEMO_KEY = "demo-key"
+DEMO_TIMEZONE = "America/New_York"
+BANNER = "=" * 78
+
+
+def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pendo_assets.emulator",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--timezone",
+            DEMO_TIMEZONE,
+            "--days",
+            str(DEMO_HISTORY_DAYS),
+            "--key",
+            DEMO_KEY,
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"http://[\w.:-]+", line)
+    if not match:
+        proc.kill()
+        raise SystemExit(f"the Pendo emulator did not start: {line!r}")
+    return proc, match.group(0)
+
+
+def demo_env(env: dict[str, str], url: str) -> dict[str, str]:
+    today = date.today()
+    return {
+        **env,
+        "PENDO_DEMO": "1",
+        "PENDO_BASE_URL": url,
+        "PENDO_INTEGRATION_KEY": DEMO_KEY,
+        "PENDO_TIMEZONE": DEMO_TIMEZONE,
+        "PENDO_START_DATE": (today - timedelta(days=DEMO_HISTORY_DAYS)).isoformat(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
+    parser.add_argument("--host", default="127.0.0.1")
+    args = parser.parse_args(argv)
+    env = dict(os.environ)
+    env.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
+    os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
+    emulator = None
+    if not env.get("PENDO_INTEGRATION_KEY", "").strip():
+        emulator, url = start_emulator(env)
+        env = demo_env(env, url)
+        print(
+            f"{BANNER}\nDEMO MODE: PENDO_INTEGRATION_KEY is not set, so this runs on the embedded"
+            f" Pendo emulator at {url}\n(synthetic data, time zone {DEMO_TIMEZONE}, the last "
+            f"{DEMO_HISTORY_DAYS} days). To load your subscription, set PENDO_INTEGRATION_KEY,\n"
+            f"PENDO_REGION and PENDO_START_DATE (see README).\n{BANNER}",
+            flush=True,
+        )
+    ui = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            "workspace.yaml",
+            "-h",
+            args.host,
+            "-p",
+            str(args.port),
+        ],
+        env=env,
+    )
+
+    def forward(signum, _frame):
+        ui.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        return ui.wait()
+    finally:
+        if ui.poll() is None:
+            ui.terminate()
+            try:
+                ui.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                ui.kill()
+        if emulator is not None:
+            emulator.terminate()
+            try:
+                emulator.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                emulator.kill()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

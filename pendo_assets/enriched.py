@@ -1,0 +1,59 @@
+"""SQL for enriched event tables: every raw row of the day plus the names its ids point to.
+
+Generated from the catalog's lookups; runs inside DuckDB. Lookups are pre-filtered to the ids
+that occur on the requested days, so one day's work scales with that day's rows, and each
+entity contributes at most one row per id (``any_value``), so a duplicated entity can never
+duplicate an event row.
+"""
+
+from __future__ import annotations
+
+from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES_BY_NAME, Source
+from pendo_assets.pendo.tables import column_names
+
+ENTITY_KEY = "__id"
+
+
+def entity_id_column(entity: Source) -> str:
+    return column_names([entity.id_column])[entity.id_column]
+
+
+def lookup_columns(source: Source) -> list[str]:
+    out: list[str] = []
+    for lk in source.lookups:
+        out.extend(c for c in lk.names if c not in out)
+    return out
+
+
+def enriched_query(source: Source, raw_columns: list[str]) -> str:
+    """SELECT for ``analytics.<table>`` over ``pendo.<table>`` for days ``$1``..``$2``."""
+    raw = f"{RAW_SCHEMA}.{source.table}"
+    produced: dict[str, str] = {}  # output column -> qualified expression
+    joins: list[str] = []
+    for i, lk in enumerate(source.lookups):
+        entity = next(s for s in SOURCES_BY_NAME.values() if s.table == lk.entity)
+        eid = entity_id_column(entity)
+        alias = f"l{i}"
+        if lk.id_column in produced:
+            on_expr = produced[lk.id_column]
+            prefilter = ""
+        else:
+            on_expr = f"e.{lk.id_column}"
+            prefilter = (
+                f" WHERE {eid} IN (SELECT {lk.id_column} FROM {raw} WHERE day BETWEEN $1 AND $2)"
+            )
+        names = ", ".join(f"any_value({col}) AS {out}" for out, col in lk.names.items())
+        joins.append(
+            f"LEFT JOIN (SELECT {eid} AS {ENTITY_KEY}, {names} "
+            f"FROM {RAW_SCHEMA}.{entity.table}{prefilter} GROUP BY 1) {alias} "
+            f"ON {alias}.{ENTITY_KEY} = {on_expr}"
+        )
+        for out in lk.names:
+            produced.setdefault(out, f"{alias}.{out}")
+    extra = [f"{expr} AS {out}" for out, expr in produced.items() if out not in raw_columns]
+    select = ",\n       ".join(["e.*", *extra])
+    return f"SELECT {select}\nFROM {raw} e\n" + "\n".join(joins) + "\nWHERE e.day BETWEEN $1 AND $2"
+
+
+def enriched_table(source: Source) -> str:
+    return f"{ANALYTICS_SCHEMA}.{source.table}"

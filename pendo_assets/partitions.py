@@ -1,0 +1,15 @@
+"""Daily partitions: days in the subscription's time zone, from PENDO_START_DATE."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from pendo_assets.settings import Settings
+
+
+def daily_partitions(settings: Settings) -> dg.DailyPartitionsDefinition:
+    # Partition keys are subscription-local dates; the last one is yesterday (today is partial
+    # and is picked up by the lookback refresh).
+    return dg.DailyPartitionsDefinition(
+        start_date=settings.start_date.isoformat(), timezone=settings.timezone
+    )

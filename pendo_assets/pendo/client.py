@@ -1,0 +1,263 @@
+"""HTTP client for Pendo's Aggregation API: retries, a bound on requests in flight, streaming
+parses and request/byte/row accounting. Plain Python; no Dagster.
+
+Retries live here rather than in urllib3's ``Retry`` because a Pendo answer can also fail
+*while its body streams* (a reset or a cut-off body after a 200), which only the code that
+parses the body can see; one loop covers status, connection and body failures alike.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass
+
+import ijson
+import requests
+from requests.adapters import HTTPAdapter
+
+AGGREGATION_PATH = "/api/v1/aggregation"
+MEMORY_LIMIT_TEXT = "exceeded memory limit"
+
+
+class PendoError(RuntimeError):
+    """Pendo refused or failed a request; the message says what to do."""
+
+
+class PendoAuthError(PendoError):
+    pass
+
+
+class PendoQueryError(PendoError):
+    """Pendo answered 400: the request itself is wrong (message is Pendo's)."""
+
+    def __init__(self, message: str, status: int, pendo_message: str):
+        super().__init__(message)
+        self.status = status
+        self.pendo_message = pendo_message
+
+
+class PendoMemoryLimitError(PendoQueryError):
+    """Pendo's per-query memory limit: ask again for a smaller window."""
+
+
+class PendoUnavailableError(PendoError):
+    """Retries were exhausted on 429/5xx/timeouts/resets/broken bodies."""
+
+
+@dataclass
+class ClientStats:
+    requests: int = 0
+    retries: int = 0
+    bytes: int = 0
+    rows: int = 0
+    max_in_flight: int = 0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class _CountingReader:
+    """File-like wrapper over the raw response stream that counts bytes read."""
+
+    def __init__(self, raw):
+        self._raw = raw
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read(n)
+        self.count += len(data)
+        return data
+
+
+class _Retryable(Exception):
+    def __init__(self, status: str, retry_after: float | None = None):
+        super().__init__(status)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class PendoClient:
+    """Thread-safe; share one per process so the in-flight bound holds across all work."""
+
+    def __init__(
+        self,
+        base_url: str,
+        integration_key: str,
+        *,
+        timeout_s: float = 300.0,
+        max_retries: int = 6,
+        max_concurrency: int = 8,
+        backoff_base_s: float = 1.0,
+        backoff_cap_s: float = 60.0,
+    ):
+        if not integration_key:
+            raise PendoAuthError(
+                "PENDO_INTEGRATION_KEY is empty: set it to an integration key of your Pendo "
+                "subscription (Settings > Integrations > Integration Keys), or unset it to run "
+                "the demo on the embedded emulator"
+            )
+        self.base_url = base_url.rstrip("/")
+        self.host = self.base_url.split("://", 1)[-1].split("/", 1)[0]
+        self.timeout_s = timeout_s
+        self.max_retries = max_retries
+        self.backoff_base_s = backoff_base_s
+        self.backoff_cap_s = backoff_cap_s
+        self._key = integration_key
+        self._session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_concurrency + 2)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self.stats = ClientStats()
+        # Until one request has been accepted, send one at a time: a wrong key then costs a
+        # single request instead of one per worker thread.
+        self._verified = threading.Event()
+        self._first = threading.Lock()
+        self._auth_error: PendoAuthError | None = None
+
+    def __repr__(self) -> str:  # never show the key
+        return f"PendoClient({self.base_url!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    # -- public ---------------------------------------------------------------------------
+    def aggregate(self, body: dict, what: str) -> list[dict]:
+        """Run one aggregation and return its ``results`` rows.
+
+        ``what`` names the request in errors ("pageEvents for 2026-10-01").
+        """
+        if self._auth_error is not None:
+            raise self._auth_error
+        if self._verified.is_set():
+            return self._with_retries(body, what)
+        with self._first:
+            if self._auth_error is not None:
+                raise self._auth_error
+            if not self._verified.is_set():
+                rows = self._with_retries(body, what)
+                self._verified.set()
+                return rows
+        return self.aggregate(body, what)
+
+    # -- internals ------------------------------------------------------------------------
+    def _with_retries(self, body: dict, what: str) -> list[dict]:
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._once(body, what)
+            except _Retryable as exc:
+                last = exc.status
+                if attempt == self.max_retries:
+                    break
+                delay = min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
+                delay = delay * (0.5 + random.random() / 2)
+                if exc.retry_after is not None:
+                    delay = min(max(delay, exc.retry_after), max(self.backoff_cap_s, 1.0))
+                with self._lock:
+                    self.stats.retries += 1
+                time.sleep(delay)
+        raise PendoUnavailableError(
+            f"Pendo did not answer {what} after {self.max_retries + 1} attempts "
+            f"(last status: {last}) at {self.host}. Pendo may be degraded; re-run later, or "
+            "raise PENDO_MAX_RETRIES / PENDO_REQUEST_TIMEOUT_S."
+        )
+
+    def _once(self, body: dict, what: str) -> list[dict]:
+        headers = {
+            "X-Pendo-Integration-Key": self._key,
+            "Content-Type": "application/json",
+            "Accept-Encoding": "gzip",
+        }
+        with self._slots:
+            with self._lock:
+                self._in_flight += 1
+                self.stats.requests += 1
+                self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+            try:
+                return self._send(headers, body, what)
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+
+    def _send(self, headers: dict, body: dict, what: str) -> list[dict]:
+        url = self.base_url + AGGREGATION_PATH
+        try:
+            resp = self._session.post(
+                url, json=body, headers=headers, timeout=(30, self.timeout_s), stream=True
+            )
+        except requests.Timeout:
+            raise _Retryable("timeout") from None
+        except requests.ConnectionError as exc:
+            raise _Retryable(f"connection error ({type(exc).__name__})") from None
+        with resp:
+            status = resp.status_code
+            if status in (401, 403):
+                self._auth_error = PendoAuthError(
+                    f"Pendo rejected the integration key (HTTP {status}) for {self.host}: "
+                    "check PENDO_INTEGRATION_KEY and PENDO_REGION (a key works only against "
+                    "its own region's host)"
+                )
+                self._verified.set()
+                raise self._auth_error
+            if status == 429 or status >= 500 or status == 408:
+                text = _short(resp)
+                if status == 408 and MEMORY_LIMIT_TEXT in text.lower():
+                    raise PendoMemoryLimitError(f"Pendo: {text} ({what})", status, text)
+                raise _Retryable(f"HTTP {status}", _retry_after(resp))
+            if status >= 400:
+                text = _short(resp)
+                cls = (
+                    PendoMemoryLimitError if MEMORY_LIMIT_TEXT in text.lower() else PendoQueryError
+                )
+                raise cls(
+                    f"Pendo rejected the request for {what} (HTTP {status}): {text or '(empty)'}",
+                    status,
+                    text,
+                )
+            resp.raw.decode_content = True
+            reader = _CountingReader(resp.raw)
+            try:
+                rows = list(ijson.items(reader, "results.item", use_float=True))
+            except ijson.IncompleteJSONError as exc:
+                self._count_bytes(reader.count)
+                raise _Retryable(f"HTTP {status} with a cut-off or non-JSON body ({exc})") from None
+            except (requests.RequestException, OSError) as exc:
+                self._count_bytes(reader.count)
+                raise _Retryable(
+                    f"HTTP {status}, body interrupted ({type(exc).__name__})"
+                ) from None
+            except ijson.JSONError as exc:
+                self._count_bytes(reader.count)
+                raise _Retryable(f"HTTP {status} with a non-JSON body ({exc})") from None
+            if reader.count == 0:
+                raise _Retryable(f"HTTP {status} with an empty body")
+            with self._lock:
+                self.stats.bytes += reader.count
+                self.stats.rows += len(rows)
+            return rows
+
+    def _count_bytes(self, n: int) -> None:
+        with self._lock:
+            self.stats.bytes += n
+
+
+def _short(resp: requests.Response) -> str:
+    try:
+        return resp.text.strip()[:500]
+    except Exception:  # noqa: BLE001 - a broken error body must not hide the status
+        return ""
+
+
+def _retry_after(resp: requests.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

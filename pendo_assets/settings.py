@@ -1,0 +1,244 @@
+"""Environment -> validated settings, in one place.
+
+Every ``PENDO_*`` variable is read and checked here when the definitions load, so a bad value
+fails at load time with a message naming the variable and an example of a valid value. The
+integration key itself is *not* read here: resources take it through ``EnvVar`` so its value
+never enters run config or logs. We only look at whether it is set, to choose demo mode.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+REGION_HOSTS = {
+    "us": "https://app.pendo.io",
+    "eu": "https://app.eu.pendo.io",
+    "us1": "https://us1.app.pendo.io",
+    "jpn": "https://app.jpn.pendo.io",
+    "au": "https://app.au.pendo.io",
+}
+ALL_APPS = "*"
+# Pendo launched in 2013; an earlier start date is a typo, not history.
+EARLIEST_START = date(2013, 1, 1)
+# The demo emulator's history: this many days up to today (see pendo_assets.emulator).
+DEMO_HISTORY_DAYS = 150
+DEMO_BASE_URL = "http://127.0.0.1:8765"
+DEFAULT_DUCKDB_PATH = "data/pendo_warehouse.duckdb"
+MAX_DAYS_PER_REQUEST = 30  # Pendo asks for at most 30 days per aggregation call
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingsError(ValueError):
+    """A PENDO_* variable has a value we cannot use. The message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    app_ids: tuple[int, ...] | None  # None = every app (expandAppIds("*"))
+    start_date: date
+    timezone: str
+    duckdb_path: str
+    include_anonymous: bool
+    apply_exclude_list: bool
+    drop_columns: frozenset[str]
+    max_concurrency: int
+    days_per_request: int
+    lookback_days: int
+    request_timeout_s: float
+    max_retries: int
+    alert_webhook: str | None
+    demo: bool  # no PENDO_INTEGRATION_KEY of the user's: running on the embedded emulator
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def host(self) -> str:
+        return re.sub(r"^https?://", "", self.base_url).split("/")[0]
+
+
+def _bad(var: str, value: str, why: str, example: str) -> SettingsError:
+    return SettingsError(f"{var}={value!r} is not valid: {why}. Example: {var}={example}")
+
+
+def _bool(env: Mapping[str, str], var: str, default: bool) -> bool:
+    raw = env.get(var)
+    if raw is None:
+        return default
+    v = raw.strip().lower()
+    if v in _TRUE:
+        return True
+    if v in _FALSE:
+        return False
+    raise _bad(var, raw, "expected true or false", "true")
+
+
+def _int(env: Mapping[str, str], var: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(var)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(var, raw, "expected a whole number", str(default)) from None
+    if not lo <= value <= hi:
+        raise _bad(var, raw, f"must be between {lo} and {hi}", str(default))
+    return value
+
+
+def parse_app_ids(raw: str | None) -> tuple[int, ...] | None:
+    var = "PENDO_APP_ID"
+    if raw is None or raw.strip() in ("", ALL_APPS):
+        return None
+    ids = []
+    for part in raw.split(","):
+        part = part.strip()
+        if not re.fullmatch(r"-?\d+", part):
+            raise _bad(
+                var,
+                raw,
+                f"{part!r} is not a numeric Pendo app id (or * for all apps)",
+                "-323232,5629499534213120",
+            )
+        ids.append(int(part))
+    return tuple(ids)
+
+
+def parse_timezone(raw: str | None) -> str:
+    name = (raw or "UTC").strip() or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _bad(
+            "PENDO_TIMEZONE", name, "not an IANA time zone name", "America/New_York"
+        ) from None
+    return name
+
+
+def parse_start_date(raw: str | None, today: date) -> date | None:
+    var = "PENDO_START_DATE"
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = datetime.strptime(raw.strip(), "%Y-%m-%d").date()
+    except ValueError:
+        raise _bad(var, raw, "expected a date as YYYY-MM-DD", "2024-01-01") from None
+    if value < EARLIEST_START:
+        raise _bad(var, raw, "Pendo has no data before 2013", "2024-01-01")
+    if value > today:
+        raise _bad(var, raw, f"it is in the future (today is {today.isoformat()})", "2024-01-01")
+    return value
+
+
+def parse_base_url(env: Mapping[str, str]) -> str:
+    explicit = env.get("PENDO_BASE_URL", "").strip()
+    region_raw = env.get("PENDO_REGION", "us")
+    region = region_raw.strip().lower() or "us"
+    if region not in REGION_HOSTS:
+        raise _bad("PENDO_REGION", region_raw, f"use one of {', '.join(REGION_HOSTS)}", "eu")
+    if explicit:
+        if not re.fullmatch(r"https?://[^\s/]+(/[^\s]*)?", explicit):
+            raise _bad(
+                "PENDO_BASE_URL", explicit, "expected an http(s) URL", "https://app.eu.pendo.io"
+            )
+        return explicit.rstrip("/")
+    return REGION_HOSTS[region]
+
+
+def check_duckdb_path(raw: str) -> str:
+    var = "PENDO_DUCKDB_PATH"
+    if raw.startswith("md:") or raw.startswith("motherduck:"):
+        if raw in ("md:", "motherduck:"):
+            raise _bad(var, raw, "a MotherDuck path needs a database name", "md:pendo")
+        return raw
+    if raw == ":memory:":
+        raise _bad(
+            var, raw, "the warehouse must be a file other processes can read", DEFAULT_DUCKDB_PATH
+        )
+    path = Path(raw)
+    if path.stem in ("pendo", "analytics"):
+        # DuckDB names the catalog after the file's stem; it would clash with our schemas.
+        raise _bad(
+            var,
+            raw,
+            "the file's name must not equal a schema name (pendo, analytics)",
+            DEFAULT_DUCKDB_PATH,
+        )
+    if path.exists() and path.is_dir():
+        raise _bad(var, raw, "it is a directory, not a file", DEFAULT_DUCKDB_PATH)
+    parent = path.parent if str(path.parent) else Path(".")
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise _bad(var, raw, f"directory {probe} is not writable", DEFAULT_DUCKDB_PATH)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _bad(var, raw, "the file is not writable", DEFAULT_DUCKDB_PATH)
+    return raw
+
+
+def load_settings(env: Mapping[str, str] | None = None, today: date | None = None) -> Settings:
+    """Read and validate every PENDO_* variable; raise SettingsError naming the bad one."""
+    env = os.environ if env is None else env
+    today = today or date.today()
+    has_key = bool(env.get("PENDO_INTEGRATION_KEY", "").strip())
+    # `make dev` without a key starts the emulator and sets PENDO_DEMO=1 plus a demo key.
+    demo = _bool(env, "PENDO_DEMO", not has_key)
+    base_url = parse_base_url(env)
+    if demo and not env.get("PENDO_BASE_URL", "").strip():
+        base_url = DEMO_BASE_URL
+    timezone = parse_timezone(env.get("PENDO_TIMEZONE"))
+    start = parse_start_date(env.get("PENDO_START_DATE"), today)
+    if start is None:
+        if not demo:
+            raise SettingsError(
+                "PENDO_START_DATE is required with a PENDO_INTEGRATION_KEY: the first day to "
+                "load, fixed so partitions never move. Example: PENDO_START_DATE=2024-01-01"
+            )
+        start = today - timedelta(days=DEMO_HISTORY_DAYS)
+    webhook = env.get("PENDO_ALERT_WEBHOOK", "").strip() or None
+    if webhook and not re.fullmatch(r"https?://\S+", webhook):
+        raise _bad(
+            "PENDO_ALERT_WEBHOOK",
+            webhook,
+            "expected an http(s) URL",
+            "https://hooks.slack.com/services/T000/B000/XXXX",
+        )
+    drop = frozenset(c.strip() for c in env.get("PENDO_DROP_COLUMNS", "").split(",") if c.strip())
+    for col in drop:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", col):
+            raise _bad(
+                "PENDO_DROP_COLUMNS",
+                env["PENDO_DROP_COLUMNS"],
+                f"{col!r} is not a snake_case column name",
+                "remote_ip,user_agent",
+            )
+    return Settings(
+        base_url=base_url,
+        app_ids=parse_app_ids(env.get("PENDO_APP_ID")),
+        start_date=start,
+        timezone=timezone,
+        duckdb_path=check_duckdb_path(
+            env.get("PENDO_DUCKDB_PATH", "").strip() or DEFAULT_DUCKDB_PATH
+        ),
+        include_anonymous=_bool(env, "PENDO_INCLUDE_ANONYMOUS", True),
+        apply_exclude_list=_bool(env, "PENDO_APPLY_EXCLUDE_LIST", True),
+        drop_columns=drop,
+        max_concurrency=_int(env, "PENDO_MAX_CONCURRENCY", 8, 1, 64),
+        days_per_request=_int(env, "PENDO_DAYS_PER_REQUEST", 1, 1, MAX_DAYS_PER_REQUEST),
+        lookback_days=_int(env, "PENDO_LOOKBACK_DAYS", 10, 1, 90),
+        request_timeout_s=float(_int(env, "PENDO_REQUEST_TIMEOUT_S", 300, 1, 3600)),
+        max_retries=_int(env, "PENDO_MAX_RETRIES", 6, 0, 20),
+        alert_webhook=webhook,
+        demo=demo,
+    )

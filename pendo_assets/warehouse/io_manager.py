@@ -1,0 +1,153 @@
+"""Dagster IO manager over the DuckDB ``Warehouse``: table = asset key, partitions = days.
+
+Assets hand it *staged* data (Parquet files written while fetching) or a *query* to run inside
+DuckDB; it replaces the table or the run's days atomically and reports row counts (per
+partition in range runs), the column schema and a preview as materialization metadata.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+
+from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult
+
+
+@dataclass
+class StagedTable:
+    """All rows of an unpartitioned table, staged as Parquet batches."""
+
+    files: list[StagedFile]
+    base_types: dict[str, str]
+    staging_dir: Path | None = None
+
+
+@dataclass
+class StagedDays:
+    """The rows of every day of a partition range, staged as Parquet (one or more per day)."""
+
+    days: list[date]
+    files: list[StagedFile]
+    base_types: dict[str, str]
+    staging_dir: Path | None = None
+
+
+@dataclass
+class DaysQuery:
+    """A SELECT whose rows replace ``days`` (it must return a ``day`` column)."""
+
+    days: list[date]
+    sql: str
+    params: list = field(default_factory=list)
+
+
+@dataclass
+class TableQuery:
+    """A SELECT whose rows replace the whole table."""
+
+    sql: str
+    params: list = field(default_factory=list)
+
+
+def table_of(key: dg.AssetKey) -> tuple[str, str]:
+    return key.path[0], key.path[-1]
+
+
+def partition_days(context) -> list[date] | None:
+    if not context.has_asset_partitions:
+        return None
+    return [date.fromisoformat(k) for k in context.asset_partition_keys]
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The DuckDB warehouse file, for assets and checks that run SQL on it."""
+
+    database: str
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return Warehouse(self.database)
+
+
+class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
+    """Stores each asset as DuckDB table ``<first key part>.<last key part>``."""
+
+    resource: WarehouseResource
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return self.resource.warehouse
+
+    def handle_output(self, context: dg.OutputContext, obj) -> None:
+        if obj is None:
+            return
+        schema, table = table_of(context.asset_key)
+        wh = self.warehouse
+        days = partition_days(context)
+        try:
+            if isinstance(obj, StagedTable):
+                result = wh.replace_table(schema, table, obj.files, obj.base_types)
+            elif isinstance(obj, StagedDays):
+                result = wh.replace_days(schema, table, days or obj.days, obj.files, obj.base_types)
+            elif isinstance(obj, DaysQuery):
+                result = wh.replace_days_from_query(
+                    schema, table, days or obj.days, obj.sql, obj.params
+                )
+            elif isinstance(obj, TableQuery):
+                result = wh.replace_table_from_query(schema, table, obj.sql, obj.params)
+            else:
+                raise TypeError(
+                    f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
+                    "expected StagedTable, StagedDays, DaysQuery or TableQuery"
+                )
+        finally:
+            staging = getattr(obj, "staging_dir", None)
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+        self._report(context, schema, table, days, result)
+
+    def _report(
+        self,
+        context: dg.OutputContext,
+        schema: str,
+        table: str,
+        days: list[date] | None,
+        result: WriteResult,
+    ) -> None:
+        meta = {
+            "dagster/table_name": f"{schema}.{table}",
+            "dagster/column_schema": dg.TableSchema(
+                columns=[dg.TableColumn(name, dtype) for name, dtype in result.columns]
+            ),
+            "table_rows": dg.MetadataValue.int(result.table_rows),
+            "preview": dg.MetadataValue.md(self.warehouse.preview_markdown(schema, table, days)),
+        }
+        if days is None:
+            meta["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)
+        else:
+            meta["rows_written"] = dg.MetadataValue.int(result.rows_written)
+        context.add_output_metadata(meta)
+        if days is not None:
+            step = context.step_context
+            for d, n in result.rows_by_day.items():
+                step.add_asset_metadata(
+                    {
+                        "dagster/partition_row_count": dg.MetadataValue.int(n),
+                        "dagster/row_count": dg.MetadataValue.int(n),
+                    },
+                    asset_key=context.asset_key,
+                    partition_key=d.isoformat(),
+                )
+
+    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        schema, table = table_of(context.asset_key)
+        days: Sequence[date] | None = None
+        if context.has_asset_partitions:
+            days = [date.fromisoformat(k) for k in context.asset_partition_keys]
+        return self.warehouse.read_df(schema, table, days)

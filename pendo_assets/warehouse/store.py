@@ -1,0 +1,291 @@
+"""DuckDB warehouse: atomic replace of tables and day partitions, insert by column name,
+schema evolution, and one writer at a time across processes. No Pendo knowledge here.
+
+DuckDB lets only one process open a database file, even read-only, while another has it open.
+So every access takes an OS file lock beside the database (released by the OS even when the
+holder is SIGKILLed), opens the file for one short transaction, and closes it right away.
+Slow work (fetching from Pendo) happens before, on staged Parquet files.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from filelock import FileLock
+
+DAY_COLUMN = "day"
+TYPES_KEY = b"pendo_assets.duckdb_types"
+
+_NUMERIC_RANK = {"BIGINT": 1, "DOUBLE": 2}
+
+
+def widen(a: str, b: str) -> str:
+    """The narrowest DuckDB type that holds values of both types without loss."""
+    a, b = a.upper(), b.upper()
+    if a == b:
+        return a
+    if a in _NUMERIC_RANK and b in _NUMERIC_RANK:
+        return a if _NUMERIC_RANK[a] > _NUMERIC_RANK[b] else b
+    if {a, b} <= {"INTEGER", "BIGINT", "HUGEINT"}:
+        return "BIGINT"
+    return "VARCHAR"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class StagedFile:
+    """A Parquet file holding one batch, with the DuckDB type of each of its columns."""
+
+    path: Path
+    types: dict[str, str]
+    rows: int
+
+
+def stage(table: pa.Table, types: dict[str, str], path: Path) -> StagedFile:
+    meta = dict(table.schema.metadata or {})
+    meta[TYPES_KEY] = json.dumps(types).encode()
+    pq.write_table(table.replace_schema_metadata(meta), path, compression="zstd")
+    return StagedFile(path, dict(types), table.num_rows)
+
+
+@dataclass
+class WriteResult:
+    rows_by_day: dict[date, int] = field(default_factory=dict)
+    rows_written: int = 0
+    table_rows: int = 0
+    columns: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Warehouse:
+    """One DuckDB database; every method opens, works in one transaction, and closes."""
+
+    _local_locks: dict[str, threading.RLock] = {}
+
+    def __init__(self, path: str, lock_timeout_s: float = 1800.0):
+        self.path = path
+        self.remote = path.startswith(("md:", "motherduck:"))
+        self.lock_timeout_s = lock_timeout_s
+        if not self.remote:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._file_lock = FileLock(path + ".lock", timeout=lock_timeout_s)
+        self._thread_lock = self._local_locks.setdefault(path, threading.RLock())
+
+    # -- connections ----------------------------------------------------------------------
+    @contextmanager
+    def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """An open connection held under the cross-process lock; closed on exit."""
+        with self._thread_lock:
+            if self.remote:
+                con = duckdb.connect(self.path)
+                try:
+                    yield con
+                finally:
+                    con.close()
+                return
+            with self._file_lock:
+                con = duckdb.connect(self.path)
+                try:
+                    yield con
+                finally:
+                    con.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.connect() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    # -- schema ---------------------------------------------------------------------------
+    @staticmethod
+    def columns(con, schema: str, table: str) -> dict[str, str]:
+        rows = con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema, table],
+        ).fetchall()
+        return {name: dtype for name, dtype in rows}
+
+    def evolve(self, con, schema: str, table: str, types: dict[str, str]) -> dict[str, str]:
+        """Create the table, add missing columns and widen types so ``types`` fits."""
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        existing = self.columns(con, schema, table)
+        fq = f"{quote(schema)}.{quote(table)}"
+        if not existing:
+            cols = ", ".join(f"{quote(c)} {t}" for c, t in types.items()) or '"_empty" INTEGER'
+            con.execute(f"CREATE TABLE {fq} ({cols})")
+            return self.columns(con, schema, table)
+        for col, t in types.items():
+            have = existing.get(col)
+            if have is None:
+                con.execute(f"ALTER TABLE {fq} ADD COLUMN {quote(col)} {t}")
+            else:
+                want = widen(have, t)
+                if want != have.upper():
+                    con.execute(f"ALTER TABLE {fq} ALTER COLUMN {quote(col)} TYPE {want}")
+        return self.columns(con, schema, table)
+
+    @staticmethod
+    def _insert_file(con, fq: str, f: StagedFile, target: dict[str, str]) -> None:
+        if f.rows == 0 or not f.types:
+            return
+        select = ", ".join(f"CAST({quote(c)} AS {target[c]}) AS {quote(c)}" for c in f.types)
+        con.execute(f"INSERT INTO {fq} BY NAME SELECT {select} FROM read_parquet(?)", [str(f.path)])
+
+    # -- writes ---------------------------------------------------------------------------
+    def replace_table(
+        self, schema: str, table: str, files: Sequence[StagedFile], base_types: dict[str, str]
+    ) -> WriteResult:
+        """Replace every row of an unpartitioned table with the staged files' rows."""
+        types = _merged_types(base_types, files)
+        fq = f"{quote(schema)}.{quote(table)}"
+        with self.transaction() as con:
+            target = self.evolve(con, schema, table, types)
+            con.execute(f"DELETE FROM {fq}")
+            for f in files:
+                self._insert_file(con, fq, f, target)
+            result = self._result(con, schema, table, None)
+        result.rows_written = sum(f.rows for f in files)
+        return result
+
+    def replace_days(
+        self,
+        schema: str,
+        table: str,
+        days: Sequence[date],
+        files: Sequence[StagedFile],
+        base_types: dict[str, str],
+    ) -> WriteResult:
+        """Atomically replace the rows of ``days`` with the staged files' rows."""
+        types = _merged_types(base_types, files)
+        fq = f"{quote(schema)}.{quote(table)}"
+        with self.transaction() as con:
+            target = self.evolve(con, schema, table, types)
+            _delete_days(con, fq, days)
+            for f in files:
+                self._insert_file(con, fq, f, target)
+            result = self._result(con, schema, table, days)
+        result.rows_written = sum(f.rows for f in files)
+        return result
+
+    def replace_days_from_query(
+        self, schema: str, table: str, days: Sequence[date], sql: str, params: list | None = None
+    ) -> WriteResult:
+        """Atomically replace ``days`` with the rows of a query run inside DuckDB."""
+        fq = f"{quote(schema)}.{quote(table)}"
+        with self.transaction() as con:
+            described = con.execute(f"DESCRIBE ({sql})", params or []).fetchall()
+            types = {row[0]: row[1] for row in described}
+            target = self.evolve(con, schema, table, types)
+            _delete_days(con, fq, days)
+            select = ", ".join(f"CAST({quote(c)} AS {target[c]}) AS {quote(c)}" for c in types)
+            con.execute(f"INSERT INTO {fq} BY NAME SELECT {select} FROM ({sql})", params or [])
+            result = self._result(con, schema, table, days)
+        result.rows_written = sum(result.rows_by_day.values())
+        return result
+
+    def replace_table_from_query(
+        self, schema: str, table: str, sql: str, params: list | None = None
+    ) -> WriteResult:
+        fq = f"{quote(schema)}.{quote(table)}"
+        with self.transaction() as con:
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+            con.execute(f"CREATE OR REPLACE TABLE {fq} AS {sql}", params or [])
+            result = self._result(con, schema, table, None)
+        result.rows_written = result.table_rows
+        return result
+
+    def _result(self, con, schema: str, table: str, days: Sequence[date] | None) -> WriteResult:
+        fq = f"{quote(schema)}.{quote(table)}"
+        res = WriteResult()
+        res.table_rows = con.execute(f"SELECT count(*) FROM {fq}").fetchone()[0]
+        res.columns = list(self.columns(con, schema, table).items())
+        if days is not None:
+            counts = dict(
+                con.execute(
+                    f"SELECT {DAY_COLUMN}, count(*) FROM {fq} "
+                    f"WHERE {DAY_COLUMN} BETWEEN ? AND ? GROUP BY 1",
+                    [min(days), max(days)],
+                ).fetchall()
+            )
+            res.rows_by_day = {d: counts.get(d, 0) for d in days}
+        return res
+
+    # -- reads ----------------------------------------------------------------------------
+    def exists(self, schema: str, table: str) -> bool:
+        with self.connect() as con:
+            return bool(self.columns(con, schema, table))
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with self.connect() as con:
+            return con.execute(sql, params or []).fetchall()
+
+    def read_df(self, schema: str, table: str, days: Sequence[date] | None = None):
+        fq = f"{quote(schema)}.{quote(table)}"
+        with self.connect() as con:
+            if days is None:
+                return con.execute(f"SELECT * FROM {fq}").df()
+            return con.execute(
+                f"SELECT * FROM {fq} WHERE {DAY_COLUMN} BETWEEN ? AND ? ORDER BY {DAY_COLUMN}",
+                [min(days), max(days)],
+            ).df()
+
+    def preview_markdown(
+        self, schema: str, table: str, days: Sequence[date] | None = None, limit: int = 5
+    ) -> str:
+        fq = f"{quote(schema)}.{quote(table)}"
+        where = ""
+        params: list = []
+        if days is not None:
+            where = f" WHERE {DAY_COLUMN} BETWEEN ? AND ?"
+            params = [min(days), max(days)]
+        with self.connect() as con:
+            cur = con.execute(f"SELECT * FROM {fq}{where} LIMIT {int(limit)}", params)
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        return markdown_table(names, rows)
+
+
+def markdown_table(names: list[str], rows: list[tuple], width: int = 40) -> str:
+    def cell(v) -> str:
+        s = "" if v is None else str(v)
+        s = s.replace("|", "\\|").replace("\n", " ")
+        return s if len(s) <= width else s[: width - 1] + "…"
+
+    head = "| " + " | ".join(names) + " |"
+    sep = "|" + "---|" * len(names)
+    body = ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows]
+    return "\n".join([head, sep, *body])
+
+
+def _merged_types(base: dict[str, str], files: Sequence[StagedFile]) -> dict[str, str]:
+    types = dict(base)
+    for f in files:
+        for c, t in f.types.items():
+            types[c] = widen(types[c], t) if c in types else t
+    return types
+
+
+def _delete_days(con, fq: str, days: Sequence[date]) -> None:
+    days = sorted(set(days))
+    contiguous = (days[-1] - days[0]).days + 1 == len(days)
+    if contiguous:
+        con.execute(f"DELETE FROM {fq} WHERE {DAY_COLUMN} BETWEEN ? AND ?", [days[0], days[-1]])
+    else:
+        con.execute(f"DELETE FROM {fq} WHERE {DAY_COLUMN} IN (SELECT unnest(?))", [days])
