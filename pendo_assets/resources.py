@@ -50,6 +50,7 @@ class PendoResource(dg.ConfigurableResource):
             days_per_request=settings.days_per_request,
             request_timeout_s=settings.request_timeout_s,
             max_retries=settings.max_retries,
+            backoff_base_s=settings.retry_backoff_s,
         )
 
     @property

@@ -55,6 +55,7 @@ class Settings:
     lookback_days: int
     request_timeout_s: float
     max_retries: int
+    retry_backoff_s: float
     alert_webhook: str | None
     demo: bool  # no PENDO_INTEGRATION_KEY of the user's: running on the embedded emulator
 
@@ -91,6 +92,19 @@ def _int(env: Mapping[str, str], var: str, default: int, lo: int, hi: int) -> in
         value = int(raw)
     except ValueError:
         raise _bad(var, raw, "expected a whole number", str(default)) from None
+    if not lo <= value <= hi:
+        raise _bad(var, raw, f"must be between {lo} and {hi}", str(default))
+    return value
+
+
+def _float(env: Mapping[str, str], var: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(var)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise _bad(var, raw, "expected a number", str(default)) from None
     if not lo <= value <= hi:
         raise _bad(var, raw, f"must be between {lo} and {hi}", str(default))
     return value
@@ -239,6 +253,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         lookback_days=_int(env, "PENDO_LOOKBACK_DAYS", 10, 1, 90),
         request_timeout_s=float(_int(env, "PENDO_REQUEST_TIMEOUT_S", 300, 1, 3600)),
         max_retries=_int(env, "PENDO_MAX_RETRIES", 6, 0, 20),
+        retry_backoff_s=_float(env, "PENDO_RETRY_BACKOFF_S", 1.0, 0.0, 60.0),
         alert_webhook=webhook,
         demo=demo,
     )

@@ -1,0 +1,130 @@
+"""Shared fixtures: the embedded Pendo emulator on a free port (always stopped), a temporary
+warehouse and DAGSTER_HOME, and Definitions built from environment variables exactly as
+``dagster`` would build them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from pendo_assets.definitions import build_definitions
+from pendo_assets.emulator import EmulatorServer, Faults, Subscription
+from pendo_assets.settings import load_settings
+
+TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find it
+TIMEZONE = "America/New_York"
+FIRST_DAY = date(2026, 9, 1)
+LAST_DAY = date(2026, 11, 20)
+
+
+def small_subscription(**overrides) -> Subscription:
+    base = dict(
+        first_day=FIRST_DAY,
+        last_day=LAST_DAY,
+        timezone=TIMEZONE,
+        n_accounts=12,
+        n_visitors=90,
+        n_pages=8,
+        n_features=10,
+        n_guides=3,
+        n_track_types=3,
+    )
+    base.update(overrides)
+    return Subscription(**base)
+
+
+@pytest.fixture(scope="session")
+def subscription() -> Subscription:
+    return small_subscription()
+
+
+@pytest.fixture(scope="session")
+def emulator(subscription) -> Iterator[EmulatorServer]:
+    server = EmulatorServer(subscription, integration_key=TEST_KEY).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture()
+def fresh_emulator(subscription) -> Iterator[EmulatorServer]:
+    """An emulator of our own, for tests that change its faults or count its requests."""
+    server = EmulatorServer(subscription, integration_key=TEST_KEY, faults=Faults()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Project:
+    env: dict[str, str]
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    duckdb_path: str
+
+    def materialize(
+        self,
+        keys: list[str],
+        start: str | None = None,
+        end: str | None = None,
+        raise_on_error: bool = True,
+    ) -> dg.ExecuteInProcessResult:
+        tags = {}
+        if start:
+            tags = {
+                "dagster/asset_partition_range_start": start,
+                "dagster/asset_partition_range_end": end or start,
+            }
+        assets = list(self.defs.assets or [])
+        selection = [dg.AssetKey.from_user_string(k) for k in keys]
+        return dg.materialize(
+            assets,
+            selection=selection,
+            resources=self.defs.resources,
+            instance=self.instance,
+            tags=tags,
+            raise_on_error=raise_on_error,
+        )
+
+
+def project_env(server: EmulatorServer, tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "PENDO_INTEGRATION_KEY": TEST_KEY,
+        "PENDO_BASE_URL": server.url,
+        "PENDO_START_DATE": FIRST_DAY.isoformat(),
+        "PENDO_TIMEZONE": TIMEZONE,
+        "PENDO_DUCKDB_PATH": str(tmp_path / "warehouse.duckdb"),
+        "PENDO_DEMO": "0",
+        "PENDO_MAX_RETRIES": "2",
+        "PENDO_RETRY_BACKOFF_S": "0.05",
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),
+    }
+    env.update(extra)
+    return env
+
+
+@pytest.fixture()
+def make_project(tmp_path, monkeypatch):
+    instances = []
+
+    def make(server: EmulatorServer, **extra: str) -> Project:
+        env = project_env(server, tmp_path, **extra)
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
+        defs = build_definitions(load_settings(env))
+        instance = dg.DagsterInstance.ephemeral()
+        instances.append(instance)
+        return Project(env, defs, instance, env["PENDO_DUCKDB_PATH"])
+
+    yield make
+    for inst in instances:
+        inst.dispose()
