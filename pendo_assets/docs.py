@@ -1,0 +1,33 @@
+"""README tables generated from the catalog: ``python -m pendo_assets.docs``.
+
+The README embeds this output between ``<!-- sources:start -->`` and ``<!-- sources:end -->``;
+a test keeps the two in step, so adding a source updates the docs too.
+"""
+
+from __future__ import annotations
+
+from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES
+from pendo_assets.enriched import lookup_columns
+from pendo_assets.pendo.tables import column_names
+
+
+def sources_table() -> str:
+    lines = [
+        "| Pendo source | asset / table | partitioned | one row is | ids | names joined in "
+        "`analytics.*` |",
+        "|---|---|---|---|---|---|",
+    ]
+    for s in SOURCES:
+        names = column_names(s.columns)
+        ids = ", ".join(f"`{names[p]}`" for p in s.required if p in names) or "-"
+        part = "daily (`day`)" if s.kind == "event" else "no (replaced whole)"
+        tables = f"`{RAW_SCHEMA}.{s.table}`"
+        if s.kind == "event":
+            tables += f", `{ANALYTICS_SCHEMA}.{s.table}`"
+        joined = ", ".join(f"`{c}`" for c in lookup_columns(s)) or "-"
+        lines.append(f"| `{s.name}` | {tables} | {part} | {s.description} | {ids} | {joined} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(sources_table())

@@ -1,0 +1,70 @@
+"""The Definitions load, and the asset graph has the shape the catalog declares."""
+
+import dagster as dg
+
+from pendo_assets.catalog import ENTITIES, EVENTS, SOURCES
+from pendo_assets.definitions import build_definitions, defs
+from pendo_assets.settings import load_settings
+
+
+def graph(d: dg.Definitions):
+    return d.resolve_asset_graph()
+
+
+def test_module_level_defs_load():
+    keys = {k.to_user_string() for k in graph(defs).get_all_asset_keys()}
+    for s in SOURCES:
+        assert f"pendo/{s.table}" in keys
+    for s in EVENTS:
+        assert f"analytics/{s.table}" in keys
+
+
+def test_asset_graph_snapshot(tmp_path):
+    env = {
+        "PENDO_INTEGRATION_KEY": "k",
+        "PENDO_START_DATE": "2026-01-01",
+        "PENDO_TIMEZONE": "Europe/Berlin",
+        "PENDO_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+    }
+    d = build_definitions(load_settings(env))
+    g = graph(d)
+    for s in ENTITIES:
+        node = g.get(dg.AssetKey(["pendo", s.table]))
+        assert node.partitions_def is None
+        assert node.group_name == "pendo_entities"
+        assert set(node.kinds) >= {"pendo", "duckdb"}
+        assert "one row per" in (node.description or "").lower()
+    for s in EVENTS:
+        raw = g.get(dg.AssetKey(["pendo", s.table]))
+        enriched = g.get(dg.AssetKey(["analytics", s.table]))
+        assert isinstance(raw.partitions_def, dg.DailyPartitionsDefinition)
+        assert raw.partitions_def.timezone == "Europe/Berlin"
+        assert raw.partitions_def.start.date().isoformat() == "2026-01-01"
+        assert raw.backfill_policy == dg.BackfillPolicy.single_run()
+        assert raw.group_name == "pendo_raw_events"
+        assert enriched.partitions_def == raw.partitions_def
+        assert raw.key in enriched.parent_keys
+        for lk in s.lookups:
+            entity = next(e for e in ENTITIES if e.table == lk.entity)
+            assert dg.AssetKey(["pendo", entity.table]) in enriched.parent_keys
+        schema = raw.metadata["dagster/column_schema"]
+        names = {c.name for c in schema.columns}
+        assert {"day", "visitor_id", "app_id"} <= names
+
+
+def test_key_is_an_env_var_not_a_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("PENDO_INTEGRATION_KEY", "secret-value-123")
+    env = {
+        "PENDO_INTEGRATION_KEY": "secret-value-123",
+        "PENDO_START_DATE": "2026-01-01",
+        "PENDO_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+    }
+    d = build_definitions(load_settings(env))
+    pendo = d.resources["pendo"]
+    assert isinstance(pendo.integration_key, dg.EnvVar)
+    assert "secret-value-123" not in repr(pendo)
+
+
+def test_runs_execute_in_one_process():
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job.executor_def == dg.in_process_executor
