@@ -25,8 +25,14 @@ def lookup_columns(source: Source) -> list[str]:
     return out
 
 
-def enriched_query(source: Source, raw_columns: list[str]) -> str:
-    """SELECT for ``analytics.<table>`` over ``pendo.<table>`` for days ``$1``..``$2``."""
+def enriched_query(
+    source: Source, raw_columns: list[str], entity_columns: dict[str, list[str]] | None = None
+) -> str:
+    """SELECT for ``analytics.<table>`` over ``pendo.<table>`` for days ``$1``..``$2``.
+
+    ``entity_columns`` (table -> its columns) lets a name whose column the user dropped with
+    PENDO_DROP_COLUMNS come out as NULL instead of failing the query.
+    """
     raw = f"{RAW_SCHEMA}.{source.table}"
     produced: dict[str, str] = {}  # output column -> qualified expression
     joins: list[str] = []
@@ -42,7 +48,13 @@ def enriched_query(source: Source, raw_columns: list[str]) -> str:
             prefilter = (
                 f" WHERE {eid} IN (SELECT {lk.id_column} FROM {raw} WHERE day BETWEEN $1 AND $2)"
             )
-        names = ", ".join(f"any_value({col}) AS {out}" for out, col in lk.names.items())
+        have = None if entity_columns is None else set(entity_columns.get(entity.table, []))
+        names = ", ".join(
+            f"any_value({col}) AS {out}"
+            if have is None or col in have
+            else f"CAST(NULL AS VARCHAR) AS {out}"
+            for out, col in lk.names.items()
+        )
         joins.append(
             f"LEFT JOIN (SELECT {eid} AS {ENTITY_KEY}, {names} "
             f"FROM {RAW_SCHEMA}.{entity.table}{prefilter} GROUP BY 1) {alias} "

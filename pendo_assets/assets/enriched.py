@@ -46,6 +46,7 @@ def build_enriched_asset(
         wh = warehouse.warehouse
         with wh.connect() as con:
             raw_cols = list(wh.columns(con, RAW_SCHEMA, source.table))
+            entity_cols = {t: list(wh.columns(con, RAW_SCHEMA, t)) for t in entities}
             missing = [t for t in [source.table, *entities] if not wh.columns(con, RAW_SCHEMA, t)]
         if missing:
             keys = ", ".join(f"{RAW_SCHEMA}/{t}" for t in missing)
@@ -53,7 +54,8 @@ def build_enriched_asset(
                 f"{ANALYTICS_SCHEMA}/{source.table} needs {keys} in the warehouse first: "
                 "materialize those assets, then this one."
             )
-        return DaysQuery(days, enriched_query(source, raw_cols), [min(days), max(days)])
+        sql = enriched_query(source, raw_cols, entity_cols)
+        return DaysQuery(days, sql, [min(days), max(days)])
 
     return _enriched
 
