@@ -1,0 +1,331 @@
+"""Row generators for the event sources, keyed by the catalog's ``Source.name``.
+
+One (app, local day) first gets its *activity*: the visitors active that day and their
+sessions (server, IP, user agent, volume, and the one UTC hour the session is filed under).
+Each event source then derives its rows from that activity with its own ``Random``, so any
+(source, app, day) is generated on its own, and sources agree on who was active.
+
+Every day row is filed under exactly one hour, so hourRange answers (rows grouped by hour)
+sum exactly to dayRange answers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import json
+import random
+from collections.abc import Callable
+from datetime import date
+from typing import TYPE_CHECKING, NamedTuple
+
+from pendo_assets.catalog import SOURCES_BY_NAME
+from pendo_assets.emulator import vocabulary as V
+from pendo_assets.emulator.entities import (
+    VisitorCore,
+    _consts,
+    deleted_tag_ids,
+    features,
+    guides,
+    pages,
+    track_types,
+    visitor_agent,
+    visitor_core,
+)
+from pendo_assets.emulator.ids import rng_for
+from pendo_assets.emulator.subscription import HOUR_MS
+
+if TYPE_CHECKING:
+    from pendo_assets.emulator.subscription import Subscription
+
+# Relative activity by local hour of day: office hours are busiest.
+_HOUR_WEIGHTS = (1, 1, 1, 1, 1, 1, 2, 3, 5, 8, 9, 9, 7, 8, 9, 8, 7, 5, 3, 3, 2, 2, 1, 1)
+_WEEKDAY_FACTOR = (1.0, 1.05, 1.05, 1.0, 0.9, 0.35, 0.25)  # Mon..Sun
+_DELETED_SHARE = 0.03  # share of page/feature event rows whose tag was deleted since
+
+
+class Session(NamedTuple):
+    """One visitor's activity on one app and day from one server/IP/user agent."""
+
+    core: VisitorCore
+    account_id: str
+    hour_ms: int  # UTC start of the hour this session's day rows are filed under
+    server: str
+    remote_ip: str
+    user_agent: str
+    num_events: int
+    num_minutes: int
+    seed: int  # shared by guideEvents and pollEvents so they tell the same story
+    place: tuple
+
+
+def server_name(sub: Subscription, app_id: int) -> str:
+    k = sub.app_ids.index(app_id)
+    return ("app.example.com", "portal.example.com")[k] if k < 2 else f"app{k}.example.com"
+
+
+# Small caches: an hourRange request asks the same day 24 times, but a whole history of
+# rows must not pile up in memory.
+@functools.lru_cache(maxsize=256)
+def activity(sub: Subscription, app_id: int, day: date) -> tuple[Session, ...]:
+    """Sessions of one app on one local day; empty outside the subscription's history."""
+    if day < sub.first_day or day > sub.last_day or app_id not in sub.app_ids:
+        return ()
+    k = sub.app_ids.index(app_id)
+    rng = rng_for(sub.seed, "activity", app_id, day.isoformat())
+    n = sub.visitor_count
+    share = sub.daily_active_share * _WEEKDAY_FACTOR[day.weekday()] * rng.uniform(0.85, 1.15)
+    n_active = min(n, round(n * share))
+    chosen = sorted(rng.sample(range(n), n_active))
+    midnight = sub.local_midnight_ms(day)
+    hours = sub.day_hours(day)
+    cum: list[int] = []
+    total = 0
+    for h in range(hours):
+        total += _HOUR_WEIGHTS[h % 24]
+        cum.append(total)
+    consts = _consts(sub)
+    server = server_name(sub, app_id)
+    sessions: list[Session] = []
+    seen: set[tuple] = set()
+    for i in chosen:
+        core = visitor_core(sub, i, consts)
+        if not core.apps >> k & 1:
+            continue
+        ip, _, ua_index = visitor_agent(core)
+        ua = V.USER_AGENTS[ua_index]
+        place = V.PLACES[(core.h >> 7) % len(V.PLACES)]
+        for s in range(2 if rng.random() < 0.15 else 1):
+            if s == 0:
+                remote_ip, user_agent = ip, ua[3]
+            else:  # a second device: phone on a mobile network
+                remote_ip = (
+                    f"100.{rng.randrange(64, 128)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+                )
+                user_agent = rng.choice(V.MOBILE_USER_AGENTS)[3]
+            account_id = core.account_id
+            if len(core.account_ids) > 1 and rng.random() < 0.3:
+                account_id = core.account_ids[1]
+            key = (core.visitor_id, account_id, remote_ip, user_agent)
+            if key in seen:
+                continue
+            seen.add(key)
+            hour = bisect.bisect_right(cum, rng.randrange(total))
+            num_events = min(500, int(rng.paretovariate(1.2) * 3))
+            num_minutes = max(1, min(num_events, round(num_events * rng.uniform(0.1, 0.7))))
+            sessions.append(
+                Session(
+                    core=core,
+                    account_id=account_id,
+                    hour_ms=midnight + hour * HOUR_MS,
+                    server=server,
+                    remote_ip=remote_ip,
+                    user_agent=user_agent,
+                    num_events=num_events,
+                    num_minutes=num_minutes,
+                    seed=rng.getrandbits(63),
+                    place=place,
+                )
+            )
+    return tuple(sessions)
+
+
+Pairs = list[tuple[int, dict]]  # (hour start ms, row)
+
+
+def _aggregated(s: Session, app_id: int, day_ms: int, num_events: int, num_minutes: int) -> dict:
+    return {
+        "accountId": s.account_id,
+        "appId": app_id,
+        "day": day_ms,
+        "numEvents": num_events,
+        "numMinutes": num_minutes,
+        "remoteIp": s.remote_ip,
+        "server": s.server,
+        "userAgent": s.user_agent,
+        "visitorId": s.core.visitor_id,
+    }
+
+
+def _events(sub, app_id, day, sessions, rng) -> Pairs:
+    day_ms = sub.local_midnight_ms(day)
+    return [
+        (s.hour_ms, _aggregated(s, app_id, day_ms, s.num_events, s.num_minutes)) for s in sessions
+    ]
+
+
+def _split(rng: random.Random, s: Session, parts: int) -> tuple[int, int]:
+    num_events = rng.randint(1, max(1, s.num_events // parts))
+    return num_events, rng.randint(0, min(num_events, max(1, s.num_minutes)))
+
+
+def _tag_ids(sub: Subscription, app_id: int, rows: tuple[dict, ...], kind: str) -> tuple:
+    return tuple(r["id"] for r in rows), deleted_tag_ids(sub, kind, app_id)
+
+
+def _page_events(sub, app_id, day, sessions, rng) -> Pairs:
+    day_ms = sub.local_midnight_ms(day)
+    live, deleted = _tag_ids(sub, app_id, pages(sub, app_id), "Page")
+    out: Pairs = []
+    for s in sessions:
+        n = min(len(live), rng.randint(1, min(6, 1 + s.num_events // 5)))
+        for page_id in rng.sample(live, n):
+            if rng.random() < _DELETED_SHARE:
+                page_id = rng.choice(deleted)
+            params = None if rng.random() < 0.7 else dict(rng.choice(V.PAGE_PARAMETERS))
+            row = _aggregated(s, app_id, day_ms, *_split(rng, s, n))
+            row["pageId"] = page_id
+            row["parameters"] = params
+            out.append((s.hour_ms, row))
+    return out
+
+
+def _feature_events(sub, app_id, day, sessions, rng) -> Pairs:
+    day_ms = sub.local_midnight_ms(day)
+    live, deleted = _tag_ids(sub, app_id, features(sub, app_id), "Feature")
+    out: Pairs = []
+    for s in sessions:
+        n = min(len(live), rng.randint(0, min(5, s.num_events // 3)))
+        for feature_id in rng.sample(live, n):
+            if rng.random() < _DELETED_SHARE:
+                feature_id = rng.choice(deleted)
+            row = _aggregated(s, app_id, day_ms, *_split(rng, s, n))
+            row["featureId"] = feature_id
+            out.append((s.hour_ms, row))
+    return out
+
+
+def _track_events(sub, app_id, day, sessions, rng) -> Pairs:
+    day_ms = sub.local_midnight_ms(day)
+    live = tuple(r["id"] for r in track_types(sub, app_id))
+    out: Pairs = []
+    for s in sessions:
+        if not live or rng.random() >= 0.35:
+            continue
+        n = min(len(live), rng.randint(1, 2))
+        for track_type_id in rng.sample(live, n):
+            row = _aggregated(s, app_id, day_ms, *_split(rng, s, n))
+            row["trackTypeId"] = track_type_id
+            row["properties"] = dict(rng.choice(V.TRACK_PROPERTIES))
+            out.append((s.hour_ms, row))
+    return out
+
+
+def _guide_story(sub: Subscription, app_id: int, s: Session) -> tuple[list[dict], list[dict]]:
+    """(guideEvents rows, pollEvents rows) of one session; both sources call this."""
+    rng = random.Random(s.seed ^ 0x6A09E667)
+    public = [g for g in guides(sub, app_id) if g["state"] == "public"]
+    if not public or rng.random() >= 0.2:
+        return [], []
+    guide = rng.choice(public)
+    polls = {p["id"]: p for p in guide["polls"]}
+    path = V.PAGE_PATHS[rng.randrange(len(V.PAGE_PATHS))].replace("{id}", str(rng.randrange(999)))
+    country, region, lat, lon = s.place
+    base = {
+        "accountId": s.account_id,
+        "accountIds": list(s.core.account_ids),
+        "appId": app_id,
+        "country": country,
+        "guideId": guide["id"],
+        "latitude": lat,
+        "loadTime": rng.randint(80, 4000),
+        "longitude": lon,
+        "pollId": None,
+        "pollResponse": None,
+        "region": region,
+        "remoteIp": s.remote_ip,
+        "serverName": s.server,
+        "url": f"https://{s.server}{path}",
+        "userAgent": s.user_agent,
+        "visitorId": s.core.visitor_id,
+    }
+    # Start early enough in the hour that the whole story stays inside it.
+    t = s.hour_ms + rng.randrange(3_000_000)
+    guide_rows: list[dict] = []
+    poll_rows: list[dict] = []
+
+    def emit(kind: str, step: dict, rows: list[dict], **extra: object) -> None:
+        nonlocal t
+        t += rng.randint(1000, 20000)
+        rows.append({**base, "browserTime": t, "guideStepId": step["id"], "type": kind, **extra})
+
+    steps = guide["steps"]
+    for si, step in enumerate(steps):
+        emit("guideSeen", step, guide_rows)
+        if step["pollIds"] and rng.random() < 0.6:
+            for poll_id in step["pollIds"]:
+                nps = polls[poll_id]["questionType"] == "NPSRating"
+                answer = rng.randint(0, 10) if nps else rng.choice(V.FREE_TEXT_ANSWERS)
+                emit("pollResponse", step, poll_rows, pollId=poll_id, pollResponse=answer)
+        if rng.random() < 0.1:
+            emit("guideActivity", step, guide_rows)
+        if si < len(steps) - 1 and rng.random() < 0.6:
+            emit("guideAdvanced", step, guide_rows)
+            continue
+        r = rng.random()
+        if r < 0.5:
+            emit("guideDismissed", step, guide_rows)
+        elif r < 0.65:
+            emit("guideSnoozed", step, guide_rows)
+        elif r < 0.75:
+            emit("guideTimeout", step, guide_rows)
+        elif si == len(steps) - 1:
+            emit("guideAdvanced", step, guide_rows)  # finished the last step
+        break
+    return guide_rows, poll_rows
+
+
+def _guide_events(sub, app_id, day, sessions, rng) -> Pairs:
+    return [(s.hour_ms, row) for s in sessions for row in _guide_story(sub, app_id, s)[0]]
+
+
+def _poll_events(sub, app_id, day, sessions, rng) -> Pairs:
+    return [(s.hour_ms, row) for s in sessions for row in _guide_story(sub, app_id, s)[1]]
+
+
+EventGenerator = Callable[["Subscription", int, date, tuple[Session, ...], random.Random], Pairs]
+
+# Keyed by catalog Source.name.
+EVENT_GENERATORS: dict[str, EventGenerator] = {
+    "events": _events,
+    "pageEvents": _page_events,
+    "featureEvents": _feature_events,
+    "trackEvents": _track_events,
+    "guideEvents": _guide_events,
+    "pollEvents": _poll_events,
+}
+
+
+def _grain_key(row: dict, grain: tuple[str, ...]) -> tuple:
+    return tuple(
+        json.dumps(v, sort_keys=True) if isinstance(v, dict | list) else v
+        for v in (row.get(f) for f in grain)
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tuple:
+    """(hour ms, row) pairs of one event source, app and local day (cached; don't mutate)."""
+    generator = EVENT_GENERATORS[source_name]
+    sessions = activity(sub, app_id, day)
+    if not sessions:
+        return ()
+    pairs = generator(
+        sub, app_id, day, sessions, rng_for(sub.seed, source_name, app_id, day.isoformat())
+    )
+    grain = SOURCES_BY_NAME[source_name].grain
+    seen: set[tuple] = set()
+    unique: Pairs = []
+    for hour, row in pairs:  # the catalog grain must identify a row
+        key = _grain_key(row, grain)
+        if key not in seen:
+            seen.add(key)
+            unique.append((hour, row))
+    for d in sub.drift:
+        if d.source == source_name and d.first_day <= day <= d.last_day:
+            drng = rng_for(sub.seed, "drift", source_name, d.field, app_id, day.isoformat())
+            for _, row in unique:
+                row[d.field] = (
+                    drng.randint(0, 1000) if d.kind == "int" else f"v{drng.randrange(10**6)}"
+                )
+    return tuple(unique)

@@ -1,0 +1,68 @@
+"""Thread-safe request statistics of an emulator server."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+
+class Stats:
+    """Counters updated by handler threads; read them via attributes or ``snapshot()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.requests = 0  # API requests (aggregation + token verify), any outcome
+            self.aggregation_requests = 0
+            self.by_source: Counter[str] = Counter()
+            self.by_status: Counter[int] = Counter()
+            self.in_flight = 0
+            self.max_in_flight = 0
+            self.response_bytes = 0  # body bytes sent
+            self.rows = 0  # result rows streamed
+            self.connections = 0  # TCP connections accepted (keep-alive reuses them)
+
+    def begin(self, aggregation: bool) -> None:
+        with self._lock:
+            self.requests += 1
+            self.aggregation_requests += aggregation
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def connection(self) -> None:
+        with self._lock:
+            self.connections += 1
+
+    def end(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def source(self, name: str) -> None:
+        with self._lock:
+            self.by_source[name] += 1
+
+    def status(self, code: int) -> None:
+        with self._lock:
+            self.by_status[code] += 1
+
+    def sent(self, n_bytes: int, n_rows: int = 0) -> None:
+        with self._lock:
+            self.response_bytes += n_bytes
+            self.rows += n_rows
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "aggregation_requests": self.aggregation_requests,
+                "by_source": dict(self.by_source),
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "response_bytes": self.response_bytes,
+                "rows": self.rows,
+                "connections": self.connections,
+            }

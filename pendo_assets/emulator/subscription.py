@@ -1,0 +1,152 @@
+"""The emulated Pendo subscription: configuration plus the public ground-truth data API.
+
+Everything is derived from the configuration: the same ``Subscription`` always yields
+byte-identical rows, and every (source, app, day) cell is generated on its own from a
+``random.Random`` seeded by a hash of (seed, source, app, day), so one day far in the past
+costs only that day.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cached_property
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from pendo_assets.catalog import SOURCES_BY_NAME
+
+DEFAULT_APP_ID = -323232
+DAY_MS = 86_400_000
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class Drift:
+    """Schema drift: add top-level ``field`` to every row of ``source`` on [first_day, last_day].
+
+    ``kind`` picks the value type (``"int"`` or ``"str"``); two drifts on the same field with
+    different kinds over different days let tests check type widening. Entity sources get the
+    field on every row regardless of days.
+    """
+
+    source: str
+    field: str
+    first_day: date
+    last_day: date
+    kind: Literal["int", "str"] = "int"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Configuration of one emulated subscription (all data is a pure function of it)."""
+
+    first_day: date
+    last_day: date  # inclusive
+    seed: int = 7
+    timezone: str = "America/New_York"
+    app_ids: tuple[int, ...] = (DEFAULT_APP_ID, 5629499534213120)
+    n_accounts: int = 50
+    n_visitors: int = 600
+    anonymous_share: float = 0.2
+    daily_active_share: float = 0.35
+    scale: float = 1.0  # multiplies accounts, visitors (and so event volume)
+    n_pages: int = 30  # per app
+    n_features: int = 40  # per app
+    n_guides: int = 6  # per app
+    n_track_types: int = 5  # per app
+    drift: tuple[Drift, ...] = ()
+
+    def __post_init__(self) -> None:
+        # Lists would make the dataclass unhashable (it keys the per-day caches).
+        object.__setattr__(self, "drift", tuple(self.drift))
+        object.__setattr__(self, "app_ids", tuple(self.app_ids))
+        if self.first_day > self.last_day:
+            raise ValueError("first_day is after last_day")
+        ZoneInfo(self.timezone)  # fail early on a bad zone name
+
+    @classmethod
+    def demo(cls, today: date | None = None, **overrides: object) -> Subscription:
+        """The demo subscription: 150 days of history up to ``today`` (default: local today)."""
+        today = today or date.today()
+        kwargs: dict = {"first_day": today - timedelta(days=150), "last_day": today}
+        kwargs.update(overrides)
+        return cls(**kwargs)
+
+    def replace(self, **changes: object) -> Subscription:
+        return dataclasses.replace(self, **changes)
+
+    # --- sizes and time -----------------------------------------------------------------
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @cached_property
+    def visitor_count(self) -> int:
+        return max(1, round(self.n_visitors * self.scale))
+
+    @cached_property
+    def account_count(self) -> int:
+        return max(1, round(self.n_accounts * self.scale))
+
+    def local_midnight_ms(self, day: date) -> int:
+        """Local midnight of ``day`` in the subscription time zone, as UTC epoch ms."""
+        return _local_midnight_ms(self.timezone, day)
+
+    def local_day_of(self, ms: int) -> date:
+        """The subscription-local date containing the instant ``ms``."""
+        return datetime.fromtimestamp(ms / 1000, self.tz).date()
+
+    def day_hours(self, day: date) -> int:
+        """Length of a local day in hours (23 or 25 on DST changes)."""
+        start = self.local_midnight_ms(day)
+        return (self.local_midnight_ms(day + timedelta(days=1)) - start) // HOUR_MS
+
+    @cached_property
+    def history_start_ms(self) -> int:
+        return self.local_midnight_ms(self.first_day)
+
+    @cached_property
+    def history_end_ms(self) -> int:
+        return self.local_midnight_ms(self.last_day + timedelta(days=1))
+
+    # --- public data API ----------------------------------------------------------------
+    def entities(self, source_name: str) -> list[dict]:
+        """All rows of an entity source (accounts, visitors, pages, features, guides, ...)."""
+        from pendo_assets.emulator import entities
+
+        return [dict(r) for r in entities.entity_rows(self, source_name)]
+
+    def iter_visitors(self) -> Iterator[dict]:
+        """Visitors one at a time: a million visitors never exist as one list."""
+        from pendo_assets.emulator import entities
+
+        return entities.iter_visitors(self)
+
+    def event_rows(self, source_name: str, app_id: int, local_day: date) -> list[dict]:
+        """Pendo-shaped rows of an event source for one app and one subscription-local day."""
+        return [dict(row) for _, row in self.day_rows(source_name, app_id, local_day)]
+
+    def day_rows(self, source_name: str, app_id: int, local_day: date) -> list[tuple[int, dict]]:
+        """(hour start ms, row) pairs for one day; hourRange answers are these, by hour.
+
+        The rows are cached and shared: callers must not mutate them.
+        """
+        from pendo_assets.emulator import events
+
+        return events.day_rows(self, source_name, app_id, local_day)
+
+    def is_event_source(self, source_name: str) -> bool:
+        return SOURCES_BY_NAME[source_name].kind == "event"
+
+
+@functools.lru_cache(maxsize=4096)
+def _local_midnight_ms(timezone: str, day: date) -> int:
+    midnight = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone))
+    return int(midnight.timestamp()) * 1000
+
+
+__all__ = ["DAY_MS", "DEFAULT_APP_ID", "HOUR_MS", "Drift", "Subscription"]
