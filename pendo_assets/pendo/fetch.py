@@ -28,7 +28,12 @@ from pendo_assets.pendo.days import (
     local_midnight_ms,
     windows,
 )
-from pendo_assets.pendo.tables import TypedTable, column_names, rows_to_table
+from pendo_assets.pendo.tables import (
+    Batch,
+    TypedTable,
+    column_names,
+    parse_batch,
+)
 
 ENTITY_PAGE_SIZE = 100_000
 
@@ -55,19 +60,23 @@ def fetch_entity(client: PendoClient, source: Source, opts: FetchOptions) -> Ite
     """Yield the entity table in pages (accounts/visitors can be millions of rows)."""
     if source.app_scoped:
         # Tags are at most thousands per app: one request.
-        rows = client.aggregate(queries.entity_request(source, opts.scope), source.name)
-        yield rows_to_table(rows, source, opts.drop_columns)
+        batch = client.aggregate(
+            queries.entity_request(source, opts.scope), source.name, parse_batch
+        )
+        yield batch.to_table(source, opts.drop_columns)
         return
     after: str | None = None
     page = 0
     while True:
         body = queries.entity_request(source, opts.scope, after, opts.entity_page_size)
-        rows = client.aggregate(body, f"{source.name} (page {page + 1})")
-        if rows or page == 0:
-            yield rows_to_table(rows, source, opts.drop_columns)
-        if len(rows) < opts.entity_page_size:
+        batch = client.aggregate(body, f"{source.name} (page {page + 1})", parse_batch)
+        n = len(batch)
+        last = batch.values(source.id_column)[n - 1].as_py() if n else None
+        if n or page == 0:
+            yield batch.to_table(source, opts.drop_columns)
+        del batch  # one page in memory at a time
+        if n < opts.entity_page_size:
             return
-        last = rows[-1].get(source.id_column)
         if last is None or (after is not None and str(last) <= after):
             raise PendoError(
                 f"Pendo returned {source.name} out of id order while paging; cannot page safely"
@@ -84,15 +93,22 @@ def _day_ms_map(days: list[date], zone: ZoneInfo) -> dict[int, date]:
 
 
 def _check_days(
-    source: Source, rows: list[dict], expected: dict[int, date], opts: FetchOptions, what: str
-) -> list[date]:
+    source: Source, batch: Batch, expected: dict[int, date], opts: FetchOptions, what: str
+) -> pa.Array:
     """Map each aggregated row's ``day`` (UTC ms) to its local date, or fail on a mismatch."""
-    out = []
-    for r in rows:
-        ms = r.get("day")
-        d = expected.get(ms) if isinstance(ms, int) else None
+    values = batch.values("day")
+    if len(values) == 0:
+        return pa.array([], pa.date32())
+    if pa.types.is_int64(values.type):
+        starts = pa.array(list(expected), pa.int64())
+        idx = pc.index_in(values, value_set=starts)
+        if idx.null_count == 0:
+            return pc.take(pa.array(list(expected.values()), pa.date32()), idx)
+    # Some row is off: find it in Python to say which and why.
+    for ms in values.to_pylist():
+        d = expected.get(ms) if type(ms) is int else None
         if d is None:
-            if isinstance(ms, (int, float)):
+            if isinstance(ms, (int, float)) and not isinstance(ms, bool):
                 raise TimezoneMismatchError(
                     f"{what}: Pendo returned a day starting at epoch ms {int(ms)} that is not "
                     "a local midnight of the requested days. "
@@ -101,19 +117,21 @@ def _check_days(
             raise PendoError(
                 f"{what}: a row has no usable `day` value ({ms!r}); nothing was written"
             )
-        out.append(d)
-    return out
+    raise PendoError(f"{what}: the `day` values are not epoch milliseconds; nothing was written")
 
 
 def _check_browser_times(
-    rows: list[dict], start_ms: int, end_ms: int, opts: FetchOptions, what: str
+    batch: Batch, start_ms: int, end_ms: int, opts: FetchOptions, what: str
 ) -> None:
+    values = batch.values("browserTime")
+    if (pa.types.is_int64(values.type) or pa.types.is_float64(values.type)) and len(values):
+        inside = pc.and_(pc.greater_equal(values, start_ms), pc.less(values, end_ms))
+        if values.null_count == 0 and pc.all(inside).as_py():
+            return
     outside = [
-        r.get("browserTime")
-        for r in rows
-        if not (
-            isinstance(r.get("browserTime"), (int, float)) and start_ms <= r["browserTime"] < end_ms
-        )
+        t
+        for t in values.to_pylist()
+        if not (isinstance(t, (int, float)) and not isinstance(t, bool) and start_ms <= t < end_ms)
     ]
     if outside:
         first = outside[0]
@@ -156,7 +174,7 @@ def _fetch_day_by_hours(
 ) -> list[dict]:
     start_ms = local_midnight_ms(day, opts.zone)
     rows: list[dict] = []
-    for h in range(hours_in_day(day, opts.zone)):
+    for h in range(hours_in_day(day, opts.zone)):  # rare: dict rows are fine here
         first = start_ms + h * 3_600_000
         body = queries.event_request(source, opts.scope, first, 1, period="hourRange")
         hour_label = datetime.fromtimestamp(first / 1000, tz=opts.zone).strftime("%H:00")
@@ -180,8 +198,8 @@ def fetch_window(
     first_ms = local_midnight_ms(days[0], opts.zone)
     what = f"{source.name} for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
     try:
-        rows = client.aggregate(
-            queries.event_request(source, opts.scope, first_ms, len(days)), what
+        batch = client.aggregate(
+            queries.event_request(source, opts.scope, first_ms, len(days)), what, parse_batch
         )
     except PendoMemoryLimitError:
         if len(days) > 1:
@@ -189,19 +207,30 @@ def fetch_window(
             for d in days:
                 out.update(fetch_window(client, source, [d], opts))
             return out
-        rows = _fetch_day_by_hours(client, source, days[0], opts)
-    return split_days(rows, source, days, opts, what)
+        batch = _RowsBatch(_fetch_day_by_hours(client, source, days[0], opts))
+    return split_days(batch, source, days, opts, what)
+
+
+class _RowsBatch(Batch):
+    """Rows already parsed (hour-by-hour answers re-aggregated to a day)."""
+
+    def __init__(self, rows: list[dict]):
+        self._data = None
+        self._rows = rows
+        self.items = None
 
 
 def split_days(
-    rows: list[dict], source: Source, days: list[date], opts: FetchOptions, what: str
+    batch: Batch | list[dict], source: Source, days: list[date], opts: FetchOptions, what: str
 ) -> dict[date, TypedTable]:
+    if isinstance(batch, list):
+        batch = _RowsBatch(batch)
     day_col = column_names(source.columns)["day"]
     if source.raw:
         start_ms, _ = day_bounds_ms(days[0], opts.zone)
         _, end_ms = day_bounds_ms(days[-1], opts.zone)
-        _check_browser_times(rows, start_ms, end_ms, opts, what)
-        table = rows_to_table(rows, source, opts.drop_columns)
+        _check_browser_times(batch, start_ms, end_ms, opts, what)
+        table = batch.to_table(source, opts.drop_columns)
         local = (
             pc.local_timestamp(
                 table.table.column("browser_time").cast(pa.timestamp("ms", tz=opts.zone_name))
@@ -214,8 +243,8 @@ def split_days(
             table.table.append_column(day_col, day_values), {**table.types, day_col: DATE}
         )
     else:
-        row_days = _check_days(source, rows, _day_ms_map(days, opts.zone), opts, what)
-        table = rows_to_table(rows, source, opts.drop_columns, extra={day_col: (DATE, row_days)})
+        row_days = _check_days(source, batch, _day_ms_map(days, opts.zone), opts, what)
+        table = batch.to_table(source, opts.drop_columns, extra={day_col: (DATE, row_days)})
     if len(days) == 1:
         return {days[0]: table}
     out = {}

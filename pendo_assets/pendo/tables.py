@@ -10,6 +10,7 @@ than failing or losing a value. The DuckDB type of every column travels with the
 
 from __future__ import annotations
 
+import io
 import json
 import keyword
 import re
@@ -17,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from pendo_assets.catalog import (
     BIGINT,
@@ -148,6 +151,14 @@ def _infer(values: list, path: str, declared: str | None) -> tuple[str, list]:
     return VARCHAR, [_json_text(v) for v in values]
 
 
+def _python_column(values: list, path: str, declared: str | None) -> tuple[str, pa.Array]:
+    duck_type, converted = _infer(values, path, declared)
+    try:
+        return duck_type, pa.array(converted, type=ARROW_TYPES[duck_type])
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return VARCHAR, pa.array([_json_text(v) for v in values], type=pa.string())
+
+
 def rows_to_table(
     rows: list[dict],
     source: Source,
@@ -181,15 +192,17 @@ def rows_to_table(
         values = [r.get(path) for r in flat]
         if declared is None and all(v is None for v in values):
             continue  # a field that is null everywhere here carries no type and no value
-        duck_type, converted = _infer(values, path, declared)
-        try:
-            arrays[name] = pa.array(converted, type=ARROW_TYPES[duck_type])
-        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            duck_type = VARCHAR
-            arrays[name] = pa.array([_json_text(v) for v in values], type=pa.string())
-        types[name] = duck_type
+        types[name], arrays[name] = _python_column(values, path, declared)
+    return _assemble(arrays, types, extra)
+
+
+def _assemble(arrays: dict[str, pa.Array], types: dict[str, str], extra: dict | None) -> TypedTable:
     for name, (duck_type, values) in (extra or {}).items():
-        arrays[name] = pa.array(values, type=ARROW_TYPES[duck_type])
+        arrow_type = ARROW_TYPES[duck_type]
+        if isinstance(values, pa.Array):
+            arrays[name] = values if values.type == arrow_type else values.cast(arrow_type)
+        else:
+            arrays[name] = pa.array(values, type=arrow_type)
         types[name] = duck_type
     if not arrays:
         return TypedTable(pa.table({}), {})
@@ -200,3 +213,188 @@ def declared_types(source: Source, drop_columns: frozenset[str] = frozenset()) -
     """The DuckDB columns every table of ``source`` has, even when empty."""
     names = column_names(source.columns)
     return {names[p]: t for p, t in source.columns.items() if names[p] not in drop_columns}
+
+
+# -- columnar fast path --------------------------------------------------------------------
+#
+# A response body is parsed by Arrow's JSON reader straight into columns, so a row costs no
+# Python objects. Arrow cannot express everything Pendo may send without losing or changing a
+# value (a number in one row and text in the next, an integer beyond 64 bits, an object that
+# must stay JSON text exactly as sent, an ISO date Arrow would turn into a timestamp), so such
+# a column -- or, if Arrow refuses the whole body, every column -- is built by the Python path
+# above instead. Both paths give the same table for the same rows (tests prove it).
+
+_SKIP = object()
+_BIG = float(2**63)
+
+
+def parse_body_rows(data: bytes) -> list[dict]:
+    """``{"results": [...]}`` -> the rows; a missing or null ``results`` is no rows."""
+    doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a JSON object, got {type(doc).__name__}")
+    return doc.get("results") or []
+
+
+def _read_items(data: bytes) -> pa.StructArray | None:
+    """The ``results`` items as one Arrow struct array, or None when Arrow cannot read them."""
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(data),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 64),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        return None
+    if table.num_rows != 1 or "results" not in table.column_names:
+        return None
+    results = table.column("results").combine_chunks()
+    if (
+        not pa.types.is_list(results.type)
+        or not pa.types.is_struct(results.type.value_type)
+        or results.null_count
+    ):
+        return None
+    return results.flatten()
+
+
+def _exact_list(t: pa.DataType) -> bool:
+    """Lists Arrow gives back value for value as Python parsed them (no floats, no objects)."""
+    if pa.types.is_list(t):
+        return _exact_list(t.value_type)
+    return (
+        pa.types.is_string(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_int64(t)
+        or pa.types.is_null(t)
+    )
+
+
+def _walk(items: pa.StructArray, prefix: tuple[str, ...], json_fields, out: dict) -> None:
+    # StructArray.flatten() carries a null parent into its children (``"group": null``).
+    for f, child in zip(items.type, items.flatten(), strict=True):
+        keys = (*prefix, f.name)
+        path = ".".join(keys)
+        if pa.types.is_struct(f.type) and path not in json_fields:
+            if f.type.num_fields:
+                _walk(child, keys, json_fields, out)
+            else:  # only ``{}`` seen: the Python path flattens that to null
+                out[path] = (keys, pa.nulls(len(child)))
+        else:
+            out[path] = (keys, child)
+
+
+def _arrow_column(arr: pa.Array, path: str, declared: str | None):
+    """(DuckDB type, column) from Arrow alone, _SKIP, or None when Python must decide."""
+    t = arr.type
+    if arr.null_count == len(arr):
+        if declared is None:
+            return _SKIP
+        return declared, pa.nulls(len(arr), ARROW_TYPES[declared])
+    if pa.types.is_list(t):
+        if _exact_list(t):
+            return JSON, pa.array([_json_text(v) for v in arr.to_pylist()], type=pa.string())
+        return None
+    if pa.types.is_string(t):
+        return (JSON if declared == JSON else VARCHAR), arr
+    if declared == JSON:
+        return None
+    if pa.types.is_boolean(t):
+        return BOOLEAN, arr
+    if pa.types.is_int64(t):
+        if declared == TIMESTAMPTZ or (declared is None and _leaf(path) in EPOCH_MS_LEAVES):
+            return TIMESTAMPTZ, arr.cast(ARROW_TYPES[TIMESTAMPTZ])
+        if declared == DOUBLE:
+            return DOUBLE, arr.cast(pa.float64())
+        return BIGINT, arr
+    if pa.types.is_float64(t):
+        # Arrow reads an integer beyond 64 bits as a double; Python keeps it as text.
+        if pc.any(pc.greater_equal(pc.abs(arr), _BIG)).as_py():
+            return None
+        return DOUBLE, arr
+    return None  # timestamps Arrow guessed from ISO text, objects kept as JSON, ...
+
+
+class Batch:
+    """The rows of one response body: Arrow columns where Arrow could read them, Python
+    dicts (parsed lazily, only if some column needs them) for the rest."""
+
+    def __init__(self, data: bytes):
+        self._data: bytes | None = data
+        self._rows: list[dict] | None = None
+        self.items = _read_items(data)
+        if self.items is None:
+            self._rows = parse_body_rows(data)  # raises ValueError on a broken body
+            self._data = None
+
+    @property
+    def fast(self) -> bool:
+        return self.items is not None
+
+    def __len__(self) -> int:
+        return len(self.items) if self.items is not None else len(self._rows or [])
+
+    @property
+    def rows(self) -> list[dict]:
+        if self._rows is None:
+            self._rows = parse_body_rows(self._data or b"{}")
+        return self._rows
+
+    def values(self, key: str) -> pa.Array:
+        """A top-level field of every row, as an Arrow array (all null when absent)."""
+        if self.items is not None:
+            idx = self.items.type.get_field_index(key)
+            if idx < 0:
+                return pa.nulls(len(self))
+            return self.items.flatten()[idx]
+        try:
+            return pa.array([r.get(key) for r in self.rows])
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return pa.array([_json_text(r.get(key)) for r in self.rows], type=pa.string())
+
+    def _path_values(self, keys: tuple[str, ...]) -> list:
+        out = []
+        for r in self.rows:
+            v = r
+            for k in keys:
+                v = v.get(k) if isinstance(v, dict) else None
+            out.append(v)
+        return out
+
+    def to_table(
+        self,
+        source: Source,
+        drop_columns: frozenset[str] = frozenset(),
+        extra: dict[str, tuple[str, list | pa.Array]] | None = None,
+    ) -> TypedTable:
+        """The same table ``rows_to_table`` builds from these rows."""
+        if self.items is None:
+            return rows_to_table(self.rows, source, drop_columns, extra)
+        leaves: dict[str, tuple[tuple[str, ...], pa.Array]] = {}
+        _walk(self.items, (), source.json_fields, leaves)
+        paths = dict.fromkeys(source.columns)
+        paths.update(dict.fromkeys(leaves))
+        n = len(self)
+        arrays: dict[str, pa.Array] = {}
+        types: dict[str, str] = {}
+        for path, name in column_names(paths).items():
+            if name in drop_columns:
+                continue
+            declared = source.columns.get(path)
+            if declared == DATE:
+                continue
+            leaf = leaves.get(path)
+            col = _arrow_column(leaf[1] if leaf else pa.nulls(n), path, declared)
+            if col is _SKIP:
+                continue
+            if col is None:
+                values = self._path_values(leaf[0])
+                if declared is None and all(v is None for v in values):
+                    continue
+                col = _python_column(values, path, declared)
+            types[name], arrays[name] = col
+        return _assemble(arrays, types, extra)
+
+
+def parse_batch(data: bytes) -> Batch:
+    """Client parser (``PendoClient.aggregate(..., parse=parse_batch)``)."""
+    return Batch(data)

@@ -1,0 +1,391 @@
+"""`make bench`: the project against the naive way of loading Pendo, side by side, as figures.
+
+Modes (each contender runs in its own process, so CPU and peak RSS are its own):
+
+- default: the emulator with a latency model of 50 ms + 50 ms per day asked and a year of
+  history. Naive script (sequential one-day requests, json.loads, pd.json_normalize, pd.concat
+  in a loop, merge for names) vs the project through three ``dagster asset materialize``
+  commands (entities; the 4 aggregated event assets over the range; their enriched assets).
+- ``--mode ingest``: no latency, large payloads, no HTTP and no Dagster: response bytes ->
+  typed table -> DuckDB, for the project's path, the naive one and DuckDB's own ``read_json``
+  of the same bytes (the practical ceiling).
+- ``--mode visitors``: 1,000,000 visitors loaded by the project's path and by the naive one
+  (peak RSS of each), then one enriched day against that visitors table (timed).
+
+``--quick`` shrinks everything for a smoke run. Output is a plain-text table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+KEY = "bench-key"
+TIMEZONE = "America/New_York"
+EVENT_SOURCES = ("events", "pageEvents", "featureEvents", "trackEvents")
+
+
+@dataclass
+class Result:
+    name: str
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    rss_mb: float = 0.0
+    rows: int = 0
+    requests: int | None = None
+    max_in_flight: int | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def rows_per_cpu_s(self) -> float:
+        return self.rows / self.cpu_s if self.cpu_s else 0.0
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, float, float, str]:
+    """Run ``cmd`` to completion: (wall s, CPU s incl. its children, peak RSS MB, stdout)."""
+    started = time.monotonic()
+    # stderr (Dagster's logs) goes to a file: two pipes read one after the other would
+    # deadlock once the unread one fills up.
+    with tempfile.TemporaryFile() as errf:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=errf)
+        out = proc.stdout.read()  # type: ignore[union-attr]
+        _, status, usage = os.wait4(proc.pid, 0)
+        errf.seek(0)
+        err = errf.read()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:8])} failed ({proc.returncode}):\n{err.decode()[-3000:]}")
+    cpu = usage.ru_utime + usage.ru_stime
+    return wall, cpu, usage.ru_maxrss / 1024, out.decode()
+
+
+# -- the emulator, in its own process ------------------------------------------------------
+
+
+class Emulator:
+    def __init__(self, spec: dict):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.emulator", json.dumps(spec)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        m = re.search(r"http://[\w.:-]+", line)
+        if not m:
+            self.stop()
+            raise SystemExit(f"emulator did not start: {line!r}")
+        self.url = m.group(0)
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(self.url + "/_emulator/stats") as r:
+            return json.loads(r.read())
+
+    def reset(self) -> None:
+        req = urllib.request.Request(self.url + "/_emulator/stats/reset", data=b"{}")
+        urllib.request.urlopen(req).read()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def worker(name: str, **kwargs) -> list[str]:
+    return [sys.executable, "-m", "bench.workers", name, json.dumps(kwargs, default=str)]
+
+
+def parse_worker(out: str) -> dict:
+    return json.loads(out.strip().splitlines()[-1])
+
+
+# -- modes ---------------------------------------------------------------------------------
+
+
+def mode_backfill(args) -> tuple[list[Result], list[str]]:
+    days = 14 if args.quick else 365
+    scale = 0.2 if args.quick else 1.0
+    today = date.today()
+    last = today - timedelta(days=1)
+    first = last - timedelta(days=days - 1)
+    spec = {
+        "first_day": str(first - timedelta(days=1)),
+        "last_day": str(today),
+        "scale": scale,
+        "key": KEY,
+        "timezone": TIMEZONE,
+        "latency_base_ms": 50,
+        "latency_per_day_ms": 50,
+    }
+    results = []
+    work = Path(tempfile.mkdtemp(prefix="pendo-bench-"))
+    try:
+        # Naive: a fresh emulator, so neither side profits from the other's warm caches.
+        emu = Emulator(spec)
+        try:
+            wall, cpu, rss, out = run_measured(
+                worker(
+                    "naive_backfill",
+                    url=emu.url,
+                    first=first,
+                    last=last,
+                    duckdb=str(work / "naive.duckdb"),
+                )
+            )
+            st = emu.stats()
+        finally:
+            emu.stop()
+        info = parse_worker(out)
+        results.append(
+            Result(
+                "naive script",
+                wall,
+                cpu,
+                rss,
+                info["rows"],
+                st["aggregation_requests"],
+                st["max_in_flight"],
+            )
+        )
+        emu = Emulator(spec)
+        try:
+            r = project_backfill(emu, first, last, work)
+        finally:
+            emu.stop()
+        results.append(r)
+        notes = [
+            f"history: {days} days ({first}..{last}), emulator scale {scale}, "
+            "latency 50 ms + 50 ms per day asked",
+        ]
+        if not args.quick:
+            # Memory is bounded by days in flight, not by the range: compare with 7 days.
+            emu = Emulator(spec)
+            try:
+                r7 = project_backfill(emu, last - timedelta(days=6), last, work / "seven")
+            finally:
+                emu.stop()
+            r7.name = "project, 7-day range"
+            results.append(r7)
+        return results, notes
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Result:
+    work.mkdir(parents=True, exist_ok=True)
+    home = work / "dagster_home"
+    home.mkdir(exist_ok=True)  # fresh, and no dagster.yaml in it
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PENDO_INTEGRATION_KEY": KEY,
+        "PENDO_BASE_URL": emu.url,
+        "PENDO_DEMO": "0",
+        "PENDO_TIMEZONE": TIMEZONE,
+        "PENDO_START_DATE": first.isoformat(),
+        "PENDO_DUCKDB_PATH": str(work / "project.duckdb"),
+    }
+    for k in ("PENDO_MAX_CONCURRENCY", "PENDO_DAYS_PER_REQUEST"):
+        env.pop(k, None)  # default settings
+    from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, RAW_SCHEMA, SOURCES_BY_NAME
+
+    events = [SOURCES_BY_NAME[n] for n in EVENT_SOURCES]
+    steps = [
+        ([f"{RAW_SCHEMA}/{s.table}" for s in ENTITIES], None),
+        ([f"{RAW_SCHEMA}/{s.table}" for s in events], True),
+        ([f"{ANALYTICS_SCHEMA}/{s.table}" for s in events], True),
+    ]
+    dagster = str(Path(sys.executable).parent / "dagster")
+    r = Result("project (3 dagster commands)")
+    for keys, ranged in steps:
+        cmd = [dagster, "asset", "materialize", "-m", "pendo_assets.definitions"]
+        cmd += ["--select", ",".join(keys)]
+        if ranged:
+            cmd += ["--partition-range", f"{first}...{last}"]
+        wall, cpu, rss, _ = run_measured(cmd, env)
+        r.wall_s += wall
+        r.cpu_s += cpu
+        r.rss_mb = max(r.rss_mb, rss)
+    st = emu.stats()
+    r.requests = st["aggregation_requests"]
+    r.max_in_flight = st["max_in_flight"]
+    import duckdb
+
+    con = duckdb.connect(env["PENDO_DUCKDB_PATH"], read_only=True)
+    try:
+        r.rows = sum(
+            con.execute(f"SELECT count(*) FROM {ANALYTICS_SCHEMA}.{s.table}").fetchone()[0]
+            for s in events
+        )
+    finally:
+        con.close()
+    return r
+
+
+def mode_ingest(args) -> tuple[list[Result], list[str]]:
+    days = 3 if args.quick else 30
+    scale = 1.0 if args.quick else 20.0
+    work = Path(tempfile.mkdtemp(prefix="pendo-bench-ingest-"))
+    try:
+        _, _, _, out = run_measured(
+            worker("make_payloads", out=str(work), days=days, scale=scale, sources=EVENT_SOURCES)
+        )
+        info = parse_worker(out)
+        results = []
+        for name, label in (
+            ("project_ingest", "project ingestion path"),
+            ("naive_ingest", "naive script"),
+            ("duckdb_ingest", "DuckDB read_json (ceiling)"),
+        ):
+            _, _, rss, out = run_measured(worker(name, dir=str(work)))
+            w = parse_worker(out)
+            # The work alone (bytes -> table -> DuckDB), not interpreter and import start-up.
+            results.append(Result(label, w["work_wall_s"], w["work_cpu_s"], rss, w["rows"]))
+        notes = [
+            f"{days} days x {len(EVENT_SOURCES)} event sources, emulator scale {scale}: "
+            f"{info['files']} payloads, {info['bytes'] / 1e6:.0f} MB of JSON, no latency",
+        ]
+        return results, notes
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def mode_visitors(args) -> tuple[list[Result], list[str]]:
+    n = 20_000 if args.quick else 1_000_000
+    today = date.today()
+    spec = {
+        "first_day": str(today - timedelta(days=3)),
+        "last_day": str(today),
+        "n_visitors": n,
+        "n_accounts": max(50, n // 100),
+        "daily_active_share": 0.05,
+        "key": KEY,
+        "timezone": TIMEZONE,
+    }
+    work = Path(tempfile.mkdtemp(prefix="pendo-bench-visitors-"))
+    results = []
+    try:
+        emu = Emulator(spec)
+        try:
+            day = today - timedelta(days=1)
+            wall, cpu, rss, out = run_measured(
+                worker("project_visitors", url=emu.url, duckdb=str(work / "p.duckdb"), day=str(day))
+            )
+            info = parse_worker(out)
+            r = Result("project visitors load", wall, cpu, rss, info["visitors"])
+            r.requests = emu.stats()["aggregation_requests"]
+            results.append(r)
+            emu.reset()
+            wall, cpu, rss, out = run_measured(
+                worker("naive_visitors", url=emu.url, duckdb=str(work / "n.duckdb"))
+            )
+            r2 = Result("naive visitors load", wall, cpu, rss, parse_worker(out)["visitors"])
+            r2.requests = emu.stats()["aggregation_requests"]
+            results.append(r2)
+        finally:
+            emu.stop()
+        e = Result("enriched day vs visitors", info["enriched_s"], 0.0, 0.0, info["enriched_rows"])
+        results.append(e)
+        notes = [
+            f"{n:,} visitors; enriched day {day}: {info['enriched_rows']} events joined to "
+            f"{info['visitors']:,} visitors in {info['enriched_s']:.3f} s",
+        ]
+        return results, notes
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# -- output --------------------------------------------------------------------------------
+
+
+def table(results: list[Result]) -> str:
+    head = ["", "wall s", "CPU s", "requests", "max in flight", "rows", "rows/CPU-s", "peak RSS MB"]
+    lines = []
+    for r in results:
+        lines.append(
+            [
+                r.name,
+                f"{r.wall_s:.2f}",
+                f"{r.cpu_s:.2f}" if r.cpu_s else "-",
+                "-" if r.requests is None else str(r.requests),
+                "-" if r.max_in_flight is None else str(r.max_in_flight),
+                f"{r.rows:,}",
+                f"{r.rows_per_cpu_s:,.0f}" if r.cpu_s else "-",
+                f"{r.rss_mb:.0f}" if r.rss_mb else "-",
+            ]
+        )
+    widths = [max(len(x) for x in col) for col in zip(head, *lines, strict=True)]
+    fmt = "  ".join(f"{{:<{w}}}" if i == 0 else f"{{:>{w}}}" for i, w in enumerate(widths))
+    out = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    out += [fmt.format(*line) for line in lines]
+    return "\n".join(out)
+
+
+def ratios(mode: str, results: list[Result]) -> list[str]:
+    by = {r.name: r for r in results}
+    out = []
+    if mode == "backfill":
+        p, n = by["project (3 dagster commands)"], by["naive script"]
+        out.append(f"wall ratio project/naive: {p.wall_s / n.wall_s:.3f}  (target <= 0.2)")
+        out.append(f"CPU ratio project/naive: {p.cpu_s / n.cpu_s:.3f}")
+        out.append(f"rows/CPU-s ratio project/naive: {p.rows_per_cpu_s / n.rows_per_cpu_s:.2f}")
+        out.append(f"peak RSS ratio project/naive: {p.rss_mb / n.rss_mb:.2f}")
+        out.append(f"project max requests in flight: {p.max_in_flight}  (target <= 8)")
+        seven = by.get("project, 7-day range")
+        if seven:
+            out.append(
+                f"peak RSS one year / 7 days: {p.rss_mb / seven.rss_mb:.2f}  (target 0.8..1.2)"
+            )
+    elif mode == "ingest":
+        p, n = by["project ingestion path"], by["naive script"]
+        d = by["DuckDB read_json (ceiling)"]
+        out.append(
+            f"rows/CPU-s project/naive: {p.rows_per_cpu_s / n.rows_per_cpu_s:.2f}  (target >= 10)"
+        )
+        out.append(
+            f"rows/CPU-s DuckDB/project: {d.rows_per_cpu_s / p.rows_per_cpu_s:.2f}  (target <= 3)"
+        )
+    elif mode == "visitors":
+        p, n = by["project visitors load"], by["naive visitors load"]
+        e = by["enriched day vs visitors"]
+        out.append(f"project peak RSS: {p.rss_mb:.0f} MB  (target <= 1536)")
+        out.append(f"peak RSS project/naive: {p.rss_mb / n.rss_mb:.2f}  (target <= 0.33)")
+        out.append(f"enriched day: {e.wall_s:.3f} s  (target <= 1 s)")
+    return out
+
+
+MODES = {"backfill": mode_backfill, "ingest": mode_ingest, "visitors": mode_visitors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mode", choices=sorted(MODES), default="backfill")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    results, notes = MODES[args.mode](args)
+    print(f"mode: {args.mode}{' (quick)' if args.quick else ''}")
+    for note in notes:
+        print(note)
+    print(table(results))
+    for line in ratios(args.mode, results):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

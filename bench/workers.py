@@ -1,0 +1,276 @@
+"""What the bench measures, one contender per process: ``python -m bench.workers NAME '<json>'``.
+
+Each worker prints one JSON line (rows and any timings) as its last line of output. The naive
+workers are written the way a first Pendo script usually is, on purpose.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+KEY = "bench-key"
+TIMEZONE = "America/New_York"
+ALL_APPS = 'expandAppIds("*")'
+# Entity each naive event table takes its names from: (source, id field, name field).
+NAIVE_NAMES = {
+    "pageEvents": ("pages", "pageId", "name"),
+    "featureEvents": ("features", "featureId", "name"),
+    "trackEvents": ("trackTypes", "trackTypeId", "name"),
+}
+
+
+# -- naive ---------------------------------------------------------------------------------
+
+
+def _naive_post(url: str, source: dict, time_series: dict | None = None) -> list[dict]:
+    import requests
+
+    src = dict(source)
+    if time_series:
+        src["timeSeries"] = time_series
+    body = {
+        "response": {"mimeType": "application/json"},
+        "request": {"pipeline": [{"source": src}]},
+    }
+    r = requests.post(
+        url + "/api/v1/aggregation",
+        data=json.dumps(body),
+        headers={"X-Pendo-Integration-Key": KEY, "Content-Type": "application/json"},
+        timeout=600,
+    )
+    r.raise_for_status()
+    return json.loads(r.text)["results"]
+
+
+def naive_backfill(url: str, first: str, last: str, duckdb: str) -> dict:
+    import duckdb as ddb
+    import pandas as pd
+
+    zone = ZoneInfo(TIMEZONE)
+    accounts = pd.json_normalize(_naive_post(url, {"accounts": None}))
+    visitors = pd.json_normalize(_naive_post(url, {"visitors": None}))
+    names = {
+        s: pd.json_normalize(_naive_post(url, {s: {"appId": ALL_APPS}}))
+        for s, _, _ in NAIVE_NAMES.values()
+    }
+    d0, d1 = date.fromisoformat(first), date.fromisoformat(last)
+    con = ddb.connect(duckdb)
+    rows = 0
+    for source in ("events", "pageEvents", "featureEvents", "trackEvents"):
+        df = pd.DataFrame()
+        d = d0
+        while d <= d1:
+            ms = int(datetime(d.year, d.month, d.day, tzinfo=zone).timestamp() * 1000)
+            results = _naive_post(
+                url,
+                {source: {"appId": ALL_APPS}},
+                {"period": "dayRange", "first": ms, "count": 1},
+            )
+            df = pd.concat([df, pd.json_normalize(results)], ignore_index=True)
+            d += timedelta(days=1)
+        df = df.merge(
+            accounts[["accountId", "metadata.agent.name"]], on="accountId", how="left"
+        ).merge(visitors[["visitorId", "metadata.agent.email"]], on="visitorId", how="left")
+        if source in NAIVE_NAMES:
+            entity, id_field, name_field = NAIVE_NAMES[source]
+            lookup = names[entity][["id", name_field]].rename(
+                columns={"id": id_field, name_field: f"{entity}_name"}
+            )
+            df = df.merge(lookup, on=id_field, how="left")
+        for c in df.columns:
+            if df[c].dtype == object:
+                df[c] = df[c].astype(str)
+        con.execute(f"CREATE TABLE {source} AS SELECT * FROM df")
+        rows += len(df)
+    con.close()
+    return {"rows": rows}
+
+
+def naive_ingest(dir: str) -> dict:  # noqa: A002
+    import duckdb as ddb
+    import pandas as pd
+
+    con = ddb.connect()
+    rows = 0
+    for src_dir in sorted(Path(dir).iterdir()):
+        df = pd.DataFrame()
+        for f in sorted(src_dir.glob("*.json")):
+            df = pd.concat([df, pd.json_normalize(json.loads(f.read_bytes())["results"])])
+        for c in df.columns:
+            if df[c].dtype == object:
+                df[c] = df[c].astype(str)
+        con.execute(f"CREATE TABLE {src_dir.name} AS SELECT * FROM df")
+        rows += con.execute(f"SELECT count(*) FROM {src_dir.name}").fetchone()[0]
+    return {"rows": rows}
+
+
+def naive_visitors(url: str, duckdb: str) -> dict:
+    import duckdb as ddb
+    import pandas as pd
+
+    df = pd.json_normalize(_naive_post(url, {"visitors": None}))
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].astype(str)
+    con = ddb.connect(duckdb)
+    con.execute("CREATE TABLE visitors AS SELECT * FROM df")
+    con.close()
+    return {"visitors": len(df)}
+
+
+# -- ceiling -------------------------------------------------------------------------------
+
+
+def duckdb_ingest(dir: str) -> dict:  # noqa: A002
+    import duckdb as ddb
+
+    con = ddb.connect()
+    rows = 0
+    for src_dir in sorted(Path(dir).iterdir()):
+        files = sorted(str(f) for f in src_dir.glob("*.json"))
+        biggest = max(Path(f).stat().st_size for f in files)
+        con.execute(
+            f"CREATE TABLE {src_dir.name} AS SELECT unnest(results, recursive := true) "
+            f"FROM read_json(?, maximum_object_size = {biggest + 1024})",
+            [files],
+        )
+        rows += con.execute(f"SELECT count(*) FROM {src_dir.name}").fetchone()[0]
+    return {"rows": rows}
+
+
+# -- the project ---------------------------------------------------------------------------
+
+
+def _options():
+    from pendo_assets.pendo.fetch import FetchOptions
+    from pendo_assets.pendo.queries import Scope
+
+    return FetchOptions(
+        scope=Scope(app_ids=None, include_anonymous=True, apply_exclude_list=True),
+        zone=ZoneInfo(TIMEZONE),
+        zone_name=TIMEZONE,
+    )
+
+
+def project_ingest(dir: str) -> dict:  # noqa: A002
+    """Response bytes -> typed table (with day validation) -> staged Parquet -> DuckDB."""
+    from pendo_assets.catalog import RAW_SCHEMA, SOURCES_BY_NAME
+    from pendo_assets.pendo.fetch import split_days
+    from pendo_assets.pendo.tables import Batch, declared_types
+    from pendo_assets.warehouse.store import Warehouse, stage
+
+    opts = _options()
+    staging = Path(tempfile.mkdtemp(prefix="bench-stage-"))
+    wh = Warehouse(str(staging / "warehouse.duckdb"))
+    rows = 0
+    for src_dir in sorted(Path(dir).iterdir()):
+        source = SOURCES_BY_NAME[src_dir.name]
+        files, days = [], []
+        for f in sorted(src_dir.glob("*.json")):
+            day = date.fromisoformat(f.stem)
+            tables = split_days(Batch(f.read_bytes()), source, [day], opts, f.name)
+            t = tables[day]
+            files.append(stage(t.table, t.types, staging / f"{source.table}-{day}.parquet"))
+            days.append(day)
+        result = wh.replace_days(RAW_SCHEMA, source.table, days, files, declared_types(source))
+        rows += result.rows_written
+    return {"rows": rows}
+
+
+def make_payloads(out: str, days: int, scale: float, sources: list[str]) -> dict:
+    from pendo_assets.emulator import Subscription
+
+    last = date(2026, 6, 30)
+    sub = Subscription(first_day=last - timedelta(days=days), last_day=last, scale=scale)
+    files = n_bytes = 0
+    for name in sources:
+        target = Path(out) / name
+        target.mkdir(parents=True, exist_ok=True)
+        for i in range(days):
+            d = last - timedelta(days=i)
+            rows = [r for app in sub.app_ids for r in sub.event_rows(name, app, d)]
+            data = json.dumps({"results": rows}, separators=(",", ":")).encode()
+            (target / f"{d}.json").write_bytes(data)
+            files += 1
+            n_bytes += len(data)
+    return {"files": files, "bytes": n_bytes}
+
+
+def project_visitors(url: str, duckdb: str, day: str) -> dict:
+    """Entities through the project's paged fetch, one event day, then that enriched day."""
+    from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES_BY_NAME
+    from pendo_assets.enriched import enriched_query
+    from pendo_assets.pendo.client import PendoClient
+    from pendo_assets.pendo.fetch import fetch_days, fetch_entity
+    from pendo_assets.pendo.tables import declared_types
+    from pendo_assets.warehouse.store import Warehouse, stage
+
+    client = PendoClient(url, KEY)
+    opts = _options()
+    staging = Path(tempfile.mkdtemp(prefix="bench-visitors-"))
+    wh = Warehouse(duckdb)
+    for name in ("visitors", "accounts"):
+        source = SOURCES_BY_NAME[name]
+        files = [
+            stage(t.table, t.types, staging / f"{name}-{i}.parquet")
+            for i, t in enumerate(fetch_entity(client, source, opts))
+        ]
+        wh.replace_table(RAW_SCHEMA, source.table, files, declared_types(source))
+    events = SOURCES_BY_NAME["events"]
+    d = date.fromisoformat(day)
+    files = [
+        stage(t.table, t.types, staging / f"events-{dd}.parquet")
+        for dd, t in fetch_days(client, events, [d], opts)
+    ]
+    wh.replace_days(RAW_SCHEMA, events.table, [d], files, declared_types(events))
+    with wh.connect() as con:
+        raw_cols = list(wh.columns(con, RAW_SCHEMA, events.table))
+    started = time.perf_counter()
+    result = wh.replace_days_from_query(
+        ANALYTICS_SCHEMA, events.table, [d], enriched_query(events, raw_cols), [d, d]
+    )
+    enriched_s = time.perf_counter() - started
+    visitors = wh.query(f"SELECT count(*) FROM {RAW_SCHEMA}.visitors")[0][0]
+    return {"visitors": visitors, "enriched_s": enriched_s, "enriched_rows": result.rows_written}
+
+
+WORKERS = {
+    f.__name__: f
+    for f in (
+        naive_backfill,
+        naive_ingest,
+        naive_visitors,
+        duckdb_ingest,
+        project_ingest,
+        make_payloads,
+        project_visitors,
+    )
+}
+
+
+def main() -> None:
+    # Import everything first: the figures a worker reports cover its work, not start-up.
+    import duckdb  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.json  # noqa: F401
+    import requests  # noqa: F401
+
+    import pendo_assets.enriched  # noqa: F401
+    import pendo_assets.pendo.fetch  # noqa: F401
+    import pendo_assets.warehouse.store  # noqa: F401
+
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    result = WORKERS[sys.argv[1]](**json.loads(sys.argv[2]))
+    result["work_cpu_s"] = time.process_time() - cpu0
+    result["work_wall_s"] = time.perf_counter() - wall0
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
