@@ -1,0 +1,249 @@
+"""Schedules and sensors: the daily lookback refresh and the run-failure alert.
+
+Pendo keeps changing a day for about a week after it ends (late browser events, mobile
+queues, retroactive tagging). So each morning, in the subscription's time zone, one run
+refreshes the entity tables and re-materializes the last ``PENDO_LOOKBACK_DAYS`` partitions of
+every daily-partitioned asset as a single partition-range run. Each partition is replaced
+atomically, so late events replace the earlier counts instead of adding to them.
+
+The selection is derived from the asset graph handed in (every asset on the daily partitions,
+plus the unpartitioned assets upstream of them), so marts added later join the refresh without
+editing this module.
+"""
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+import dagster as dg
+import requests
+
+from pendo_assets.settings import Settings
+
+REFRESH_JOB = "pendo_daily_refresh"
+REFRESH_SCHEDULE = "pendo_daily_refresh_schedule"
+FAILURE_SENSOR = "pendo_run_failure_alert"
+# 06:00 local: yesterday is complete in Pendo by then (events appear within about an hour).
+REFRESH_CRON = "0 6 * * *"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
+PARTITION_TAG = "dagster/partition"
+WEBHOOK_TIMEOUT_S = 10.0
+
+log = logging.getLogger("pendo_assets.automation")
+
+
+# -- the daily lookback refresh ------------------------------------------------------------
+
+
+def refresh_selection(
+    assets: Sequence[dg.AssetsDefinition], partitions: dg.PartitionsDefinition
+) -> tuple[list[dg.AssetKey], list[dg.AssetKey]]:
+    """(daily keys, unpartitioned upstream keys) of the asset graph, each sorted.
+
+    Daily keys are every asset on ``partitions``; the unpartitioned ones are those any daily
+    asset depends on (the entity tables its names are joined from).
+    """
+    by_key: dict[dg.AssetKey, dg.AssetsDefinition] = {}
+    for a in assets:
+        if isinstance(a, dg.AssetsDefinition):
+            for k in a.keys:
+                by_key[k] = a
+    daily = {k for k, a in by_key.items() if a.partitions_def == partitions}
+    upstream: set[dg.AssetKey] = set()
+    todo = list(daily)
+    while todo:
+        key = todo.pop()
+        for dep in by_key[key].asset_deps.get(key, ()):
+            a = by_key.get(dep)
+            if a is None or dep in daily or dep in upstream:
+                continue
+            if a.partitions_def is None:
+                upstream.add(dep)
+                todo.append(dep)
+    return sorted(daily, key=str), sorted(upstream, key=str)
+
+
+def lookback_range(settings: Settings, now: datetime) -> tuple[str, str] | None:
+    """First and last partition key of the last ``lookback_days`` complete local days at
+    ``now`` (today is partial and is not a partition yet), clipped to PENDO_START_DATE."""
+    last = now.astimezone(settings.zone).date() - timedelta(days=1)
+    if last < settings.start_date:
+        return None
+    start = max(settings.start_date, last - timedelta(days=settings.lookback_days - 1))
+    return start.isoformat(), last.isoformat()
+
+
+def build_refresh_schedule(
+    settings: Settings,
+    assets: Sequence[dg.AssetsDefinition],
+    partitions: dg.TimeWindowPartitionsDefinition,
+) -> dg.ScheduleDefinition:
+    daily, entities = refresh_selection(assets, partitions)
+    selection = [*entities, *daily]
+    job = dg.define_asset_job(
+        REFRESH_JOB,
+        selection=dg.AssetSelection.assets(*selection),
+        description=f"Refresh entities and re-load the last {settings.lookback_days} days "
+        "(PENDO_LOOKBACK_DAYS) of every daily asset in one partition-range run.",
+    )
+
+    @dg.schedule(
+        name=REFRESH_SCHEDULE,
+        job=job,
+        cron_schedule=REFRESH_CRON,
+        execution_timezone=settings.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every morning at 06:00 {settings.timezone}: entities, then the last "
+        f"{settings.lookback_days} days of raw events, enriched events and marts, as one run. "
+        "Late Pendo events replace earlier counts (each day is replaced atomically).",
+    )
+    def _refresh(context: dg.ScheduleEvaluationContext):
+        window = lookback_range(settings, context.scheduled_execution_time)
+        if window is None:
+            return dg.SkipReason("no complete day since PENDO_START_DATE yet")
+        start, end = window
+        return dg.RunRequest(
+            run_key=f"lookback-{start}-{end}",
+            asset_selection=selection,
+            tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+        )
+
+    return _refresh
+
+
+# -- the failure alert ---------------------------------------------------------------------
+
+
+def _failed_days(tags: dict[str, str]) -> str:
+    if RANGE_START_TAG in tags:
+        start, end = tags[RANGE_START_TAG], tags.get(RANGE_END_TAG, tags[RANGE_START_TAG])
+        return start if start == end else f"{start}...{end}"
+    return tags.get(PARTITION_TAG, "")
+
+
+def _advice(error: str) -> str:
+    text = error.lower()
+    if "pendo_integration_key" in text or "rejected the integration key" in text:
+        return (
+            "Check PENDO_INTEGRATION_KEY and PENDO_REGION (a key works only against its own "
+            "region's host), then re-materialize the days above."
+        )
+    if "pendo_timezone" in text:
+        return (
+            "Set PENDO_TIMEZONE to the subscription's time zone (Pendo: Settings > "
+            "Subscription Settings > Time Zone), then re-materialize the days above."
+        )
+    if "memory limit" in text:
+        return (
+            "Pendo refused the query as too large even per hour: drop columns or apps "
+            "(PENDO_DROP_COLUMNS, PENDO_APP_ID), then re-materialize the days above."
+        )
+    return (
+        "Fix the cause above if it is ours (see README > Troubleshooting), or wait if Pendo "
+        "is degraded, then re-materialize the days above (nothing partial was written: each "
+        "day is replaced atomically)."
+    )
+
+
+def failure_summary(
+    run: dg.DagsterRun,
+    step_errors: list[str],
+    run_error: str | None,
+    planned: Sequence[dg.AssetKey] = (),
+) -> tuple[str, dict]:
+    """One readable summary of a failed run and the JSON payload that carries it.
+
+    ``planned`` are the assets the run set out to materialize (runs launched with an ad-hoc
+    selection carry no ``asset_selection``).
+    """
+    assets = sorted({k.to_user_string() for k in [*(run.asset_selection or ()), *planned]})
+    days = _failed_days(dict(run.tags))
+    error = step_errors[0] if step_errors else (run_error or "unknown error")
+    advice = _advice(" ".join([*step_errors, run_error or ""]))
+    lines = [
+        f"Pendo run {run.run_id[:8]} ({run.job_name}) failed.",
+        f"Assets: {', '.join(assets) if assets else '(the job ' + run.job_name + ')'}",
+    ]
+    if days:
+        lines.append(f"Days: {days}")
+    lines.append(f"Error: {error}")
+    if len(step_errors) > 1:
+        lines.append(f"({len(step_errors) - 1} more step(s) failed; see the run's logs.)")
+    lines.append(f"What to do: {advice}")
+    text = "\n".join(lines)
+    payload = {
+        "text": text,  # Slack-compatible incoming webhook field
+        "run_id": run.run_id,
+        "job": run.job_name,
+        "assets": assets,
+        "days": days or None,
+        "error": error,
+        "what_to_do": advice,
+    }
+    return text, payload
+
+
+def post_alert(url: str, payload: dict) -> None:
+    """POST the payload; a broken webhook must not hide the failure it reports."""
+    try:
+        resp = requests.post(url, json=payload, timeout=WEBHOOK_TIMEOUT_S)
+        resp.raise_for_status()
+    except requests.RequestException as exc:
+        # The URL is often a secret (Slack webhooks carry a token); log only the error type.
+        log.warning(
+            "PENDO_ALERT_WEBHOOK: posting the failure alert failed (%s)", type(exc).__name__
+        )
+
+
+def build_failure_sensor(settings: Settings) -> dg.SensorDefinition:
+    webhook = settings.alert_webhook
+
+    @dg.run_failure_sensor(
+        name=FAILURE_SENSOR,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="On a failed run: one summary (assets, days, error, what to do) in the "
+        "log, also POSTed as JSON with a Slack-compatible `text` to PENDO_ALERT_WEBHOOK.",
+    )
+    def _alert(context: dg.RunFailureSensorContext) -> None:
+        step_errors = []
+        for event in context.get_step_failure_events():
+            info = event.step_failure_data.error if event.step_failure_data else None
+            step_errors.append(_error_text(info) if info else (event.message or ""))
+        run_error = context.failure_event.message if context.failure_event else None
+        planned = [
+            r.event_log_entry.dagster_event.asset_key
+            for r in context.instance.get_records_for_run(
+                context.dagster_run.run_id,
+                of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED,
+            ).records
+            if r.event_log_entry.dagster_event is not None
+        ]
+        text, payload = failure_summary(context.dagster_run, step_errors, run_error, planned)
+        context.log.error(text)
+        if webhook:
+            post_alert(webhook, payload)
+
+    return _alert
+
+
+def _error_text(info) -> str:
+    # Dagster wraps asset errors ("Error occurred while executing op ..."): report the cause.
+    while info.cause is not None and info.message.startswith(
+        "dagster._core.errors.DagsterExecutionStepExecutionError"
+    ):
+        info = info.cause
+    lines = info.message.strip().splitlines()
+    if not lines:
+        return info.cls_name or ""
+    head, sep, rest = lines[0].partition(": ")
+    # "pendo_assets.pendo.client.PendoUnavailableError: Pendo did not ..." -> the sentence.
+    return rest if sep and " " not in head else lines[0]
+
+
+def build_automation(
+    settings: Settings,
+    assets: Sequence[dg.AssetsDefinition],
+    partitions: dg.TimeWindowPartitionsDefinition,
+) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
+    return [build_refresh_schedule(settings, assets, partitions)], [build_failure_sensor(settings)]
