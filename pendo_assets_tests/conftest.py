@@ -83,7 +83,8 @@ class Project:
                 "dagster/asset_partition_range_start": start,
                 "dagster/asset_partition_range_end": end or start,
             }
-        assets = list(self.defs.assets or [])
+        # Checks too, so they run with the assets they check, as in a real run.
+        assets = [*(self.defs.assets or []), *(self.defs.asset_checks or [])]
         selection = [dg.AssetKey.from_user_string(k) for k in keys]
         return dg.materialize(
             assets,
@@ -128,3 +129,29 @@ def make_project(tmp_path, monkeypatch):
     yield make
     for inst in instances:
         inst.dispose()
+
+
+@pytest.fixture(scope="module")
+def dagster_dev(tmp_path_factory):
+    """`make dev` (python -m pendo_assets.dev) on a free port for one test module.
+
+    Module-scoped, not session-scoped: the UI test modules are far apart in the suite, and an
+    idle `dagster dev` (daemon ticking, code servers) would otherwise share the 2 cores with
+    every test in between. A start costs about 10 s.
+
+    Skipped only when the Dagster webserver is not installed; any other failure to start (for
+    example our code location failing to load) fails the tests that use it.
+    """
+    import importlib.util
+
+    from pendo_assets_tests.ui_server import start_dagster_dev
+
+    if importlib.util.find_spec("dagster_webserver") is None:
+        pytest.skip(
+            "dagster dev cannot start: dagster-webserver is not installed (pip install -e .)"
+        )
+    server = start_dagster_dev(tmp_path_factory.mktemp("dagster_dev"))
+    try:
+        yield server
+    finally:
+        server.stop()

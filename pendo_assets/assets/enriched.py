@@ -30,9 +30,12 @@ def build_enriched_asset(
         group_name=ENRICHED_GROUP,
         kinds=KINDS,
         io_manager_key=IO_MANAGER_KEY,
+        pool=settings.warehouse_pool,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=dg.AutomationCondition.eager(),
+        # Wait for the raw day's blocking checks (grain, ids, reconciliation with Pendo).
+        automation_condition=dg.AutomationCondition.eager()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
         description=f"Every row of `{RAW_SCHEMA}.{source.table}` for the day (none dropped, "
         f"none duplicated) plus the names its ids point to: {names}. Computed inside DuckDB "
         f"into `{ANALYTICS_SCHEMA}.{source.table}`.{demo_note(settings)}",

@@ -82,16 +82,31 @@ def event_request(
 
 
 def totals_request(source: Source, scope: Scope, first_ms: int, count: int) -> dict:
-    """One row per day with Pendo's own row count and sum of numEvents (for reconciliation)."""
-    fields = [{"rows": {"count": None}}]
-    if not source.raw:
-        fields.append({"numEvents": {"sum": "numEvents"}})
-    group_by = ["day"] if not source.raw else []
+    """Pendo's own row count (and sum of numEvents) of an event source, for reconciliation.
+
+    Aggregated sources: one row per day, ``{"day", "rows", "numEvents"}``, from a ``group`` on
+    ``day`` over ``count`` days. Raw sources have no ``day`` field (they are timed by
+    ``browserTime``), so they are asked one day at a time and answer ``{"count": N}``.
+    The rows are filtered exactly as the loading request filters them (apps, Exclude List,
+    anonymous visitors), so the numbers compare with what landed.
+    """
     pipeline = event_pipeline(source, scope, first_ms, count)
     if source.raw:
+        if count != 1:
+            raise ValueError(f"{source.name} totals are asked one day at a time, not {count}")
         pipeline.append({"count": None})
     else:
-        pipeline.append({"group": {"group": group_by, "fields": fields}})
+        pipeline.append(
+            {
+                "group": {
+                    "group": ["day"],
+                    "fields": [
+                        {"rows": {"count": None}},
+                        {"numEvents": {"sum": "numEvents"}},
+                    ],
+                }
+            }
+        )
     return envelope(pipeline, f"pendo-assets:totals:{source.name}:{first_ms}:{count}")
 
 

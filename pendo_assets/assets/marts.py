@@ -1,0 +1,145 @@
+"""Analytics mart assets: daily marts (same day partitions as the events) and unpartitioned
+rollups over the whole loaded history. The SQL lives in ``pendo_assets/marts/`` and runs
+inside DuckDB; the IO manager replaces the run's days (or the table) atomically.
+"""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from pendo_assets.assets.raw import IO_MANAGER_KEY, demo_note
+from pendo_assets.marts.first_seen import fold_and_recompute
+from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS, Mart
+from pendo_assets.settings import Settings
+from pendo_assets.warehouse.io_manager import DaysQuery, TableQuery, WarehouseResource
+
+MART_GROUP = "analytics_marts"
+MART_KINDS = {"duckdb"}
+
+
+def table_key(fq: str) -> dg.AssetKey:
+    return dg.AssetKey(fq.split("."))
+
+
+def daily_automation(lookback_days: int) -> dg.AutomationCondition:
+    """Eager, but over the lookback window (re-loaded recent days flow through too), and only
+    once every upstream blocking check has passed."""
+    return (
+        dg.AutomationCondition.in_latest_time_window(timedelta(days=lookback_days))
+        & (
+            dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()
+        ).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("eager over the lookback window, after passing checks")
+
+
+def rollup_automation() -> dg.AutomationCondition:
+    """Rebuild when any upstream day changes. Unlike ``eager()`` this does not wait for every
+    upstream day to exist: a rollup covers whatever history is loaded."""
+    return (
+        (
+            dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()
+        ).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("on upstream change, after passing checks")
+
+
+def _require(warehouse: WarehouseResource, mart: Mart) -> None:
+    wh = warehouse.warehouse
+    missing = [t for t in mart.reads if not wh.exists(*t.split("."))]
+    if missing:
+        keys = ", ".join(t.replace(".", "/") for t in missing)
+        raise dg.Failure(
+            f"analytics/{mart.name} needs {keys} in the warehouse first: materialize those "
+            "assets, then this one."
+        )
+
+
+def _description(mart: Mart, settings: Settings, extra: str) -> str:
+    return f"{mart.description}\n\nDuckDB table `{mart.table}`. {extra}{demo_note(settings)}"
+
+
+def build_daily_mart(
+    mart: Mart, settings: Settings, partitions: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    first_seen = ""
+    if mart.first_seen is not None:
+        first_seen = (
+            f"First-time visitors come from `analytics.{mart.first_seen.table}`, kept up to "
+            "date as days load; when an earlier day is loaded after later ones, the later "
+            "days it changes are recomputed in the same step (reported as materializations). "
+        )
+
+    @dg.asset(
+        key=table_key(mart.table),
+        deps=[table_key(t) for t in mart.reads],
+        group_name=MART_GROUP,
+        kinds=MART_KINDS,
+        io_manager_key=IO_MANAGER_KEY,
+        pool=settings.warehouse_pool,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=daily_automation(settings.lookback_days),
+        description=_description(
+            mart, settings, f"One partition per subscription-local day. {first_seen}"
+        ),
+        metadata={"dagster/table_name": mart.table, "grain": ", ".join(mart.grain)},
+    )
+    def _daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> DaysQuery:
+        days = [date.fromisoformat(k) for k in context.partition_keys]
+        _require(warehouse, mart)
+        if mart.first_seen is not None:
+            with warehouse.warehouse.transaction() as con:
+                redo = fold_and_recompute(con, mart, days)
+            for d, moved in redo.items():
+                # These days' rows were rewritten above; record them as materialized too.
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=context.asset_key,
+                        partition=d.isoformat(),
+                        description="Recomputed: an earlier day loaded since changed which "
+                        "visitors are first-time on this day.",
+                        metadata={"first_seen_pairs_moved": dg.MetadataValue.int(moved)},
+                    )
+                )
+            context.add_output_metadata(
+                {"recomputed_other_days": dg.MetadataValue.json([d.isoformat() for d in redo])}
+            )
+            if redo:
+                context.log.info(
+                    f"first-seen changed on {len(redo)} other day(s); recomputed "
+                    + ", ".join(d.isoformat() for d in redo)
+                )
+        return DaysQuery(days, mart.sql, [min(days), max(days)])
+
+    return _daily
+
+
+def build_rollup(mart: Mart, settings: Settings) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=table_key(mart.table),
+        deps=[table_key(t) for t in mart.reads],
+        group_name=MART_GROUP,
+        kinds=MART_KINDS,
+        io_manager_key=IO_MANAGER_KEY,
+        pool=settings.warehouse_pool,
+        automation_condition=rollup_automation(),
+        description=_description(mart, settings, "Rebuilt whole over the loaded history."),
+        metadata={"dagster/table_name": mart.table, "grain": ", ".join(mart.grain)},
+    )
+    def _rollup(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> TableQuery:
+        _require(warehouse, mart)
+        return TableQuery(mart.sql)
+
+    return _rollup
+
+
+def mart_assets(settings: Settings, partitions: dg.PartitionsDefinition) -> list:
+    return [build_daily_mart(m, settings, partitions) for m in DAILY_MARTS] + [
+        build_rollup(m, settings) for m in ROLLUPS
+    ]

@@ -1,0 +1,248 @@
+"""The analytics marts: what each one reads, its grain, its SQL and the totals that must tie
+out with the raw tables.
+
+Daily marts take the first and last day of the range as ``$1`` and ``$2``; rollups take no
+parameters and cover the whole loaded history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA
+
+SQL_DIR = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class TieOut:
+    """``mart_expr`` summed over the mart's rows equals ``raw_expr`` over ``raw_table``."""
+
+    label: str
+    mart_expr: str
+    raw_table: str  # schema-qualified
+    raw_expr: str
+    raw_where: str = "TRUE"
+
+
+@dataclass(frozen=True)
+class FirstSeen:
+    """The first loaded day of each (visitor, subject) pair, for first-time/returning splits."""
+
+    table: str  # analytics.<table>: visitor_id, <id_column>, first_day
+    events_table: str  # enriched events it is folded from (schema-qualified)
+    id_column: str
+
+    @property
+    def subject(self) -> str:
+        return self.table
+
+
+@dataclass(frozen=True)
+class Mart:
+    name: str  # table in the analytics schema, and the last part of the asset key
+    description: str  # what one row is
+    daily: bool
+    grain: tuple[str, ...]
+    reads: tuple[str, ...]  # schema-qualified tables the SQL reads
+    tie_outs: tuple[TieOut, ...]
+    first_seen: FirstSeen | None = None
+
+    @property
+    def table(self) -> str:
+        return f"{ANALYTICS_SCHEMA}.{self.name}"
+
+    @property
+    def sql(self) -> str:
+        return load_sql(self.name)
+
+
+@cache
+def load_sql(name: str) -> str:
+    return (SQL_DIR / f"{name}.sql").read_text()
+
+
+def _a(table: str) -> str:
+    return f"{ANALYTICS_SCHEMA}.{table}"
+
+
+def _p(table: str) -> str:
+    return f"{RAW_SCHEMA}.{table}"
+
+
+_HAS_ACCOUNT = "coalesce(account_id, '') <> ''"
+_GUIDE_TYPES = ("guideSeen", "guideAdvanced", "guideDismissed", "guideSnoozed", "guideTimeout")
+
+
+def _guide_tie_outs(prefix: str = "count") -> tuple[TieOut, ...]:
+    outs = []
+    for t in _GUIDE_TYPES:
+        col = f"{prefix}_guide_{t.removeprefix('guide').lower()}"
+        outs.append(TieOut(t, col, _p("guide_events"), "count(*)", f"type = '{t}'"))
+    outs.append(TieOut("poll responses", "count_poll_responses", _p("poll_events"), "count(*)"))
+    return tuple(outs)
+
+
+FEATURE_FIRST_SEEN = FirstSeen("feature_first_seen", _a("feature_events"), "feature_id")
+PAGE_FIRST_SEEN = FirstSeen("page_first_seen", _a("page_events"), "page_id")
+
+DAILY_MARTS: tuple[Mart, ...] = (
+    Mart(
+        name="account_daily_metrics",
+        description="One row per day and account (empty account ids left out): active "
+        "visitors, events, minutes, distinct pages viewed and features clicked.",
+        daily=True,
+        grain=("day", "account_id"),
+        reads=(_a("events"), _a("page_events"), _a("feature_events")),
+        tie_outs=(
+            TieOut("events", "sum_events", _p("events"), "sum(num_events)", _HAS_ACCOUNT),
+            TieOut("minutes", "sum_minutes", _p("events"), "sum(num_minutes)", _HAS_ACCOUNT),
+        ),
+    ),
+    Mart(
+        name="visitor_daily_metrics",
+        description="One row per day and visitor: email, main account of the day, events, "
+        "minutes, distinct pages viewed and features clicked.",
+        daily=True,
+        grain=("day", "visitor_id"),
+        reads=(_a("events"), _a("page_events"), _a("feature_events")),
+        tie_outs=(
+            TieOut("events", "sum_events", _p("events"), "sum(num_events)"),
+            TieOut("minutes", "sum_minutes", _p("events"), "sum(num_minutes)"),
+        ),
+    ),
+    Mart(
+        name="feature_daily_metrics",
+        description="One row per day and feature: clicks, visitors, accounts, first-time and "
+        "returning visitors, and the feature's share of the day's clicks.",
+        daily=True,
+        grain=("day", "feature_id"),
+        reads=(_a("feature_events"),),
+        tie_outs=(TieOut("clicks", "sum_clicks", _p("feature_events"), "sum(num_events)"),),
+        first_seen=FEATURE_FIRST_SEEN,
+    ),
+    Mart(
+        name="page_daily_metrics",
+        description="One row per day and page: page views, minutes, visitors, accounts, "
+        "first-time and returning visitors, and the page's share of the day's page views.",
+        daily=True,
+        grain=("day", "page_id"),
+        reads=(_a("page_events"),),
+        tie_outs=(
+            TieOut("page views", "sum_pageviews", _p("page_events"), "sum(num_events)"),
+            TieOut("minutes", "sum_minutes", _p("page_events"), "sum(num_minutes)"),
+        ),
+        first_seen=PAGE_FIRST_SEEN,
+    ),
+    Mart(
+        name="guide_daily_metrics",
+        description="One row per day and guide: visitors, accounts, guide events by type "
+        "(seen, advanced, dismissed, snoozed, timed out) and poll responses.",
+        daily=True,
+        grain=("day", "guide_id"),
+        reads=(_a("guide_events"), _a("poll_events")),
+        tie_outs=_guide_tie_outs(),
+    ),
+)
+
+ROLLUPS: tuple[Mart, ...] = (
+    Mart(
+        name="accounts",
+        description="One row per account: its attributes plus lifetime activity (first and "
+        "last active day, active days, events, minutes, distinct visitors).",
+        daily=False,
+        grain=("account_id",),
+        reads=(_p("accounts"), _a("account_daily_metrics"), _a("events")),
+        tie_outs=(TieOut("events", "sum_events", _p("events"), "sum(num_events)", _HAS_ACCOUNT),),
+    ),
+    Mart(
+        name="visitors",
+        description="One row per visitor: its attributes plus lifetime activity (first and "
+        "last active day, active days, events, minutes, distinct accounts).",
+        daily=False,
+        grain=("visitor_id",),
+        reads=(_p("visitors"), _a("visitor_daily_metrics"), _a("events")),
+        tie_outs=(TieOut("events", "sum_events", _p("events"), "sum(num_events)"),),
+    ),
+    Mart(
+        name="features",
+        description="One row per feature (deleted ones included): lifetime clicks, first and "
+        "last click day, active days, distinct visitors and accounts.",
+        daily=False,
+        grain=("feature_id",),
+        reads=(
+            _p("features"),
+            _p("pages"),
+            _a("feature_daily_metrics"),
+            _a("feature_events"),
+        ),
+        tie_outs=(TieOut("clicks", "sum_clicks", _p("feature_events"), "sum(num_events)"),),
+    ),
+    Mart(
+        name="pages",
+        description="One row per page (deleted ones included): lifetime page views, minutes, "
+        "first and last view day, active days, distinct visitors and accounts.",
+        daily=False,
+        grain=("page_id",),
+        reads=(_p("pages"), _a("page_daily_metrics"), _a("page_events")),
+        tie_outs=(TieOut("page views", "sum_pageviews", _p("page_events"), "sum(num_events)"),),
+    ),
+    Mart(
+        name="guides",
+        description="One row per guide (deleted ones included): lifetime guide events by "
+        "type, poll responses, active days, distinct visitors and accounts.",
+        daily=False,
+        grain=("guide_id",),
+        reads=(
+            _p("guides"),
+            _a("guide_daily_metrics"),
+            _a("guide_events"),
+            _a("poll_events"),
+        ),
+        tie_outs=_guide_tie_outs(),
+    ),
+    Mart(
+        name="visitor_features",
+        description="One row per visitor and feature they ever clicked: first and last click "
+        "day, clicks, minutes and active days.",
+        daily=False,
+        grain=("visitor_id", "feature_id"),
+        reads=(_a("feature_events"),),
+        tie_outs=(TieOut("clicks", "sum_clicks", _p("feature_events"), "sum(num_events)"),),
+    ),
+)
+
+MARTS: tuple[Mart, ...] = DAILY_MARTS + ROLLUPS
+MARTS_BY_NAME: dict[str, Mart] = {m.name: m for m in MARTS}
+
+
+def first_seen_tables() -> tuple[FirstSeen, ...]:
+    return tuple(m.first_seen for m in DAILY_MARTS if m.first_seen is not None)
+
+
+def tie_out_sql(mart: Mart, tie: TieOut, by_day: bool) -> str:
+    """(day?, mart value, raw value) for days ``$1``..``$2`` (by_day) or the whole table.
+
+    A FULL JOIN by day, so a day present on one side only shows up as a difference.
+    """
+    if not by_day:
+        return (
+            f"SELECT (SELECT coalesce(sum({tie.mart_expr}), 0) FROM {mart.table})::HUGEINT, "
+            f"(SELECT coalesce({tie.raw_expr}, 0) FROM {tie.raw_table} "
+            f"WHERE {tie.raw_where})::HUGEINT"
+        )
+    return f"""
+        WITH m AS (
+            SELECT day, sum({tie.mart_expr}) AS v FROM {mart.table}
+            WHERE day BETWEEN $1 AND $2 GROUP BY day
+        ), r AS (
+            SELECT day, {tie.raw_expr} AS v FROM {tie.raw_table}
+            WHERE day BETWEEN $1 AND $2 AND ({tie.raw_where}) GROUP BY day
+        )
+        SELECT coalesce(m.day, r.day) AS day,
+               coalesce(m.v, 0)::HUGEINT, coalesce(r.v, 0)::HUGEINT
+        FROM m FULL JOIN r ON m.day = r.day
+        ORDER BY 1
+    """

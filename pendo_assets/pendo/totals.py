@@ -1,0 +1,67 @@
+"""Pendo's own per-day totals of an event source (rows, sum of numEvents), for reconciling
+what landed in the warehouse with what Pendo holds. Plain Python; no Dagster.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+
+from pendo_assets.catalog import Source
+from pendo_assets.pendo import queries
+from pendo_assets.pendo.client import PendoClient, PendoError, PendoMemoryLimitError
+from pendo_assets.pendo.days import describe_offset, local_midnight_ms, windows
+from pendo_assets.pendo.fetch import FetchOptions
+from pendo_assets.settings import MAX_DAYS_PER_REQUEST
+
+
+@dataclass(frozen=True)
+class DayTotals:
+    rows: int
+    num_events: int | None  # None for raw sources (one row per event, no numEvents)
+
+
+def _window_totals(
+    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+) -> dict[date, DayTotals]:
+    first_ms = local_midnight_ms(days[0], opts.zone)
+    what = f"{source.name} totals for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
+    body = queries.totals_request(source, opts.scope, first_ms, len(days))
+    try:
+        rows = client.aggregate(body, what)
+    except PendoMemoryLimitError:
+        if len(days) == 1:
+            raise
+        out: dict[date, DayTotals] = {}
+        for d in days:
+            out.update(_window_totals(client, source, [d], opts))
+        return out
+    if source.raw:
+        n = int(rows[0].get("count", 0)) if rows else 0
+        return {days[0]: DayTotals(n, None)}
+    by_ms = {local_midnight_ms(d, opts.zone): d for d in days}
+    out = {d: DayTotals(0, 0) for d in days}
+    for r in rows:
+        d = by_ms.get(r.get("day"))
+        if d is None:
+            raise PendoError(
+                f"{what}: Pendo grouped rows under day {r.get('day')!r}, not a requested local "
+                f"midnight. {describe_offset(int(r.get('day') or 0), opts.zone_name)}"
+            )
+        out[d] = DayTotals(int(r.get("rows") or 0), int(r.get("numEvents") or 0))
+    return out
+
+
+def pendo_day_totals(
+    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+) -> dict[date, DayTotals]:
+    """{day: totals} for every day; aggregated sources in windows of up to 30 days."""
+    size = 1 if source.raw else MAX_DAYS_PER_REQUEST
+    out: dict[date, DayTotals] = {}
+    with ThreadPoolExecutor(max_workers=opts.max_concurrency) as pool:
+        for part in pool.map(
+            lambda w: _window_totals(client, source, w, opts), windows(sorted(days), size)
+        ):
+            out.update(part)
+    return out
