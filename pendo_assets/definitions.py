@@ -13,7 +13,11 @@ import os
 import dagster as dg
 
 from pendo_assets.assets.enriched import enriched_assets
+from pendo_assets.assets.marts import mart_assets
 from pendo_assets.assets.raw import raw_assets
+from pendo_assets.assets.report import build_report_asset
+from pendo_assets.automation import build_automation
+from pendo_assets.checks import all_checks
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings, load_settings
@@ -38,8 +42,19 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             settings.base_url,
         )
     warehouse = WarehouseResource(database=settings.duckdb_path)
+    assets = [
+        *raw_assets(settings, partitions),
+        *enriched_assets(settings, partitions),
+        *mart_assets(settings, partitions),
+        build_report_asset(settings),
+    ]
+    # Built from the final asset list, so every daily asset joins the lookback refresh.
+    schedules, sensors = build_automation(settings, assets, partitions)
     return dg.Definitions(
-        assets=[*raw_assets(settings, partitions), *enriched_assets(settings, partitions)],
+        assets=assets,
+        asset_checks=all_checks(settings),
+        schedules=schedules,
+        sensors=sensors,
         resources={
             "pendo": PendoResource.from_settings(settings, key),
             "warehouse": warehouse,

@@ -67,6 +67,18 @@ class Settings:
     def host(self) -> str:
         return re.sub(r"^https?://", "", self.base_url).split("/")[0]
 
+    @property
+    def warehouse_pool(self) -> str:
+        """The Dagster concurrency pool of every asset that writes the warehouse, one per
+        database: a pool limit of 1 (deploy/dagster.yaml) keeps one writer per DuckDB database
+        even when runs are separate pods that share no file lock."""
+        if self.duckdb_path.startswith(("md:", "motherduck:")):
+            # Never the query string: it may carry motherduck_token.
+            name = self.duckdb_path.split(":", 1)[1].split("?", 1)[0]
+        else:
+            name = Path(self.duckdb_path).stem
+        return "duckdb_" + (re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_") or "warehouse")
+
 
 def _bad(var: str, value: str, why: str, example: str) -> SettingsError:
     return SettingsError(f"{var}={value!r} is not valid: {why}. Example: {var}={example}")

@@ -54,6 +54,7 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
         group_name=ENTITY_GROUP,
         kinds=KINDS,
         io_manager_key=IO_MANAGER_KEY,
+        pool=settings.warehouse_pool,
         description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
         f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run.{demo_note(settings)}",
         metadata={
@@ -86,6 +87,7 @@ def build_event_asset(
         group_name=RAW_EVENT_GROUP,
         kinds=KINDS,
         io_manager_key=IO_MANAGER_KEY,
+        pool=settings.warehouse_pool,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
         description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
