@@ -13,17 +13,11 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-import matplotlib
 
-matplotlib.use("Agg")  # no display: render straight to PNG, also inside run workers
-
-import matplotlib.dates as mdates  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-
-from pendo_assets.assets.marts import rollup_automation  # noqa: E402
-from pendo_assets.assets.raw import demo_note  # noqa: E402
-from pendo_assets.settings import DEFAULT_DUCKDB_PATH, Settings  # noqa: E402
-from pendo_assets.warehouse.io_manager import WarehouseResource  # noqa: E402
+from pendo_assets.assets.marts import rollup_automation
+from pendo_assets.assets.raw import demo_note
+from pendo_assets.settings import DEFAULT_DUCKDB_PATH, Settings
+from pendo_assets.warehouse.io_manager import WarehouseResource
 
 REPORT_GROUP = "analytics_reports"
 REPORT_KEY = dg.AssetKey(["analytics", "usage_report"])
@@ -133,6 +127,14 @@ def _bars(ax, rows: list[tuple[str, int]], title: str, color: str) -> None:
 
 
 def render_png(data: UsageData, subtitle: str = "") -> bytes:
+    # Imported here, not at module level: matplotlib costs every Dagster process that loads
+    # the definitions (CLI, code server, run worker) over half a second otherwise.
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display: render straight to PNG, also inside run workers
+    import matplotlib.dates as mdates
+    import matplotlib.pyplot as plt
+
     """The four charts on one page, as PNG bytes."""
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5), dpi=80)
     try:

@@ -126,24 +126,28 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
                 columns=[dg.TableColumn(name, dtype) for name, dtype in result.columns]
             ),
             "table_rows": dg.MetadataValue.int(result.table_rows),
-            "preview": dg.MetadataValue.md(self.warehouse.preview_markdown(schema, table, days)),
+            "preview": dg.MetadataValue.md(result.preview),
         }
         if days is None:
             meta["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)
-        else:
-            meta["rows_written"] = dg.MetadataValue.int(result.rows_written)
-        context.add_output_metadata(meta)
-        if days is not None:
-            step = context.step_context
-            for d, n in result.rows_by_day.items():
-                step.add_asset_metadata(
-                    {
-                        "dagster/partition_row_count": dg.MetadataValue.int(n),
-                        "dagster/row_count": dg.MetadataValue.int(n),
-                    },
-                    asset_key=context.asset_key,
-                    partition_key=d.isoformat(),
-                )
+            context.add_output_metadata(meta)
+            return
+        meta["rows_written"] = dg.MetadataValue.int(result.rows_written)
+        # Dagster copies output metadata into every partition's materialization event, and a
+        # year-long range writes 365 of them: the schema and preview go on the newest day only
+        # (the one the UI shows as latest); every day gets its own row count.
+        step = context.step_context
+        last = max(result.rows_by_day)
+        for d, n in result.rows_by_day.items():
+            per_day = {
+                "dagster/partition_row_count": dg.MetadataValue.int(n),
+                "dagster/row_count": dg.MetadataValue.int(n),
+            }
+            step.add_asset_metadata(
+                {**per_day, **meta} if d == last else per_day,
+                asset_key=context.asset_key,
+                partition_key=d.isoformat(),
+            )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         schema, table = table_of(context.asset_key)

@@ -66,6 +66,7 @@ class WriteResult:
     rows_written: int = 0
     table_rows: int = 0
     columns: list[tuple[str, str]] = field(default_factory=list)
+    preview: str = ""  # the first rows written, as a markdown table
 
 
 class Warehouse:
@@ -142,11 +143,18 @@ class Warehouse:
         return self.columns(con, schema, table)
 
     @staticmethod
-    def _insert_file(con, fq: str, f: StagedFile, target: dict[str, str]) -> None:
-        if f.rows == 0 or not f.types:
-            return
-        select = ", ".join(f"CAST({quote(c)} AS {target[c]}) AS {quote(c)}" for c in f.types)
-        con.execute(f"INSERT INTO {fq} BY NAME SELECT {select} FROM read_parquet(?)", [str(f.path)])
+    def _insert_files(con, fq: str, files: Sequence[StagedFile], target: dict[str, str]) -> None:
+        """Insert staged files by column name; files with the same columns go in one scan."""
+        groups: dict[tuple, list[StagedFile]] = {}
+        for f in files:
+            if f.rows and f.types:
+                groups.setdefault(tuple(sorted(f.types.items())), []).append(f)
+        for sig, group in groups.items():
+            select = ", ".join(f"CAST({quote(c)} AS {target[c]}) AS {quote(c)}" for c, _ in sig)
+            con.execute(
+                f"INSERT INTO {fq} BY NAME SELECT {select} FROM read_parquet(?)",
+                [[str(f.path) for f in group]],
+            )
 
     # -- writes ---------------------------------------------------------------------------
     def replace_table(
@@ -158,8 +166,7 @@ class Warehouse:
         with self.transaction() as con:
             target = self.evolve(con, schema, table, types)
             con.execute(f"DELETE FROM {fq}")
-            for f in files:
-                self._insert_file(con, fq, f, target)
+            self._insert_files(con, fq, files, target)
             result = self._result(con, schema, table, None)
         result.rows_written = sum(f.rows for f in files)
         return result
@@ -178,8 +185,7 @@ class Warehouse:
         with self.transaction() as con:
             target = self.evolve(con, schema, table, types)
             _delete_days(con, fq, days)
-            for f in files:
-                self._insert_file(con, fq, f, target)
+            self._insert_files(con, fq, files, target)
             result = self._result(con, schema, table, days)
         result.rows_written = sum(f.rows for f in files)
         return result
@@ -216,6 +222,7 @@ class Warehouse:
         res = WriteResult()
         res.table_rows = con.execute(f"SELECT count(*) FROM {fq}").fetchone()[0]
         res.columns = list(self.columns(con, schema, table).items())
+        res.preview = self._preview(con, fq, days)
         if days is not None:
             counts = dict(
                 con.execute(
@@ -246,20 +253,14 @@ class Warehouse:
                 [min(days), max(days)],
             ).df()
 
-    def preview_markdown(
-        self, schema: str, table: str, days: Sequence[date] | None = None, limit: int = 5
-    ) -> str:
-        fq = f"{quote(schema)}.{quote(table)}"
-        where = ""
-        params: list = []
+    @staticmethod
+    def _preview(con, fq: str, days: Sequence[date] | None, limit: int = 5) -> str:
+        where, params = "", []
         if days is not None:
             where = f" WHERE {DAY_COLUMN} BETWEEN ? AND ?"
             params = [min(days), max(days)]
-        with self.connect() as con:
-            cur = con.execute(f"SELECT * FROM {fq}{where} LIMIT {int(limit)}", params)
-            names = [d[0] for d in cur.description]
-            rows = cur.fetchall()
-        return markdown_table(names, rows)
+        cur = con.execute(f"SELECT * FROM {fq}{where} LIMIT {int(limit)}", params)
+        return markdown_table([d[0] for d in cur.description], cur.fetchall())
 
 
 def markdown_table(names: list[str], rows: list[tuple], width: int = 40) -> str:
