@@ -5,6 +5,7 @@ warehouse and DAGSTER_HOME, and Definitions built from environment variables exa
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -94,6 +95,19 @@ class Project:
             tags=tags,
             raise_on_error=raise_on_error,
         )
+
+
+def materialize_command(
+    select: str, *, partition: str | None = None, partition_range: str | None = None
+) -> list[str]:
+    """`dagster asset materialize -m pendo_assets.definitions ...`, as the README writes it."""
+    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m"]
+    cmd += ["pendo_assets.definitions", "--select", select]
+    if partition:
+        cmd += ["--partition", partition]
+    if partition_range:
+        cmd += ["--partition-range", partition_range]
+    return cmd
 
 
 def project_env(server: EmulatorServer, tmp_path: Path, **extra: str) -> dict[str, str]:

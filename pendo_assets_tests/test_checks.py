@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import date, datetime, timedelta
 
 import dagster as dg
@@ -19,7 +18,7 @@ from pendo_assets.catalog import ENTITIES
 from pendo_assets.emulator import EmulatorServer
 from pendo_assets.pendo.tables import TypedTable
 
-from .conftest import TEST_KEY, TIMEZONE, project_env, small_subscription
+from .conftest import TEST_KEY, TIMEZONE, materialize_command, project_env, small_subscription
 
 DAY1, DAY2, DAY3 = "2026-10-06", "2026-10-07", "2026-10-08"
 ENTITY_KEYS = [f"pendo/{s.table}" for s in ENTITIES]
@@ -232,18 +231,7 @@ def test_cli_materializes_marts_and_rollups_with_passing_checks(tmp_path):
                 (cmd, []) if isinstance(cmd, str) else (cmd[0], ["--partition-range", cmd[1]])
             )
             proc = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "dagster",
-                    "asset",
-                    "materialize",
-                    "-m",
-                    "pendo_assets.definitions",
-                    "--select",
-                    select,
-                    *extra,
-                ],
+                [*materialize_command(select), *extra],
                 env=env,
                 capture_output=True,
                 text=True,

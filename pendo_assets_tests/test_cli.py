@@ -2,35 +2,34 @@
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 
 from pendo_assets.catalog import ENTITIES, EVENTS
 
-from .conftest import TEST_KEY, project_env
+from .conftest import TEST_KEY, materialize_command, project_env
 
 REPO = Path(__file__).resolve().parents[1]
-DAGSTER = [sys.executable, "-m", "dagster"]
 
 
-def run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*DAGSTER, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
-    )
+def run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
 def test_readme_commands(emulator, tmp_path):
     env = {**os.environ, **project_env(emulator, tmp_path)}
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
-    base = ["asset", "materialize", "-m", "pendo_assets.definitions", "--select"]
     entities = ",".join(f"pendo/{s.table}" for s in ENTITIES)
     raw = ",".join(f"pendo/{s.table}" for s in EVENTS)
     enriched = ",".join(f"analytics/{s.table}" for s in EVENTS)
-    rng = ["--partition-range", "2026-10-01...2026-10-07"]
-    for args in ([*base, entities], [*base, raw, *rng], [*base, enriched, *rng]):
-        proc = run(args, env)
+    rng = "2026-10-01...2026-10-07"
+    for cmd in (
+        materialize_command(entities),
+        materialize_command(raw, partition_range=rng),
+        materialize_command(enriched, partition_range=rng),
+    ):
+        proc = run(cmd, env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert TEST_KEY not in proc.stdout + proc.stderr
     con = duckdb.connect(env["PENDO_DUCKDB_PATH"], read_only=True)

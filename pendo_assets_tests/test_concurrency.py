@@ -19,7 +19,7 @@ from filelock import FileLock, Timeout
 from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.warehouse.store import Warehouse, stage
 
-from .conftest import project_env
+from .conftest import materialize_command, project_env
 from .test_reliability import loaded, truth
 
 REPO = Path(__file__).resolve().parents[1]
@@ -173,19 +173,7 @@ def test_two_backfills_of_different_ranges_at_once_are_both_exact(emulator, subs
     for name, home in (("a", home_a), ("b", home_b)):
         start, end = ranges[name]
         procs[name] = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagster",
-                "asset",
-                "materialize",
-                "-m",
-                "pendo_assets.definitions",
-                "--select",
-                select,
-                "--partition-range",
-                f"{start}...{end}",
-            ],
+            materialize_command(select, partition_range=f"{start}...{end}"),
             env={**base, "DAGSTER_HOME": str(home)},
             cwd=REPO,
             stdout=subprocess.PIPE,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import Drift, EmulatorServer, Faults
 from pendo_assets.settings import SettingsError, load_settings
 
-from .conftest import TEST_KEY, TIMEZONE, project_env, small_subscription
+from .conftest import TEST_KEY, TIMEZONE, materialize_command, project_env, small_subscription
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_KEYS = [f"pendo/{s.table}" for s in EVENTS]
@@ -398,19 +397,7 @@ def test_the_cli_with_a_bad_setting_exits_with_one_clear_message_and_writes_noth
     env = {**os.environ, **project_env(emulator, tmp_path), var: value}
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "pendo_assets.definitions",
-            "--select",
-            "pendo/page_events",
-            "--partition",
-            "2026-10-01",
-        ],
+        materialize_command("pendo/page_events", partition="2026-10-01"),
         env=env,
         cwd=REPO,
         capture_output=True,

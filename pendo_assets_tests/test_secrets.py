@@ -8,14 +8,13 @@ from __future__ import annotations
 import base64
 import os
 import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import dagster as dg
 from dagster._serdes import serialize_value
 
-from .conftest import TEST_KEY, project_env
+from .conftest import TEST_KEY, materialize_command, project_env
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -40,19 +39,7 @@ def leaks(data: bytes, key: str) -> list[str]:
 
 def materialize(env: dict[str, str], select: str, partition: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "materialize",
-            "-m",
-            "pendo_assets.definitions",
-            "--select",
-            select,
-            "--partition",
-            partition,
-        ],
+        materialize_command(select, partition=partition),
         env=env,
         cwd=REPO,
         capture_output=True,
