@@ -238,7 +238,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
             "PENDO_ALERT_WEBHOOK",
             webhook,
             "expected an http(s) URL",
-            "https://hooks.slack.com/services/T000/B000/XXXX",
+            "https://hooks.example.com/pendo-alerts",
         )
     drop = frozenset(c.strip() for c in env.get("PENDO_DROP_COLUMNS", "").split(",") if c.strip())
     for col in drop:

@@ -24,6 +24,7 @@ from filelock import FileLock
 
 DAY_COLUMN = "day"
 TYPES_KEY = b"pendo_assets.duckdb_types"
+FILES_PER_SCAN = 31
 
 _NUMERIC_RANK = {"BIGINT": 1, "DOUBLE": 2}
 
@@ -152,10 +153,12 @@ class Warehouse:
                 groups.setdefault(tuple(sorted(f.types.items())), []).append(f)
         for sig, group in groups.items():
             select = ", ".join(f"CAST({quote(c)} AS {target[c]}) AS {quote(c)}" for c, _ in sig)
-            con.execute(
-                f"INSERT INTO {fq} BY NAME SELECT {select} FROM read_parquet(?)",
-                [[str(f.path) for f in group]],
-            )
+            # A month of days per scan: a year in one scan makes DuckDB buffer far more.
+            for i in range(0, len(group), FILES_PER_SCAN):
+                con.execute(
+                    f"INSERT INTO {fq} BY NAME SELECT {select} FROM read_parquet(?)",
+                    [[str(f.path) for f in group[i : i + FILES_PER_SCAN]]],
+                )
 
     # -- writes ---------------------------------------------------------------------------
     def replace_table(
