@@ -64,6 +64,11 @@ def demo_env(env: dict[str, str], url: str) -> dict[str, str]:
     }
 
 
+def needs_emulator(env: dict[str, str]) -> bool:
+    """Demo mode: no key of the user's. With a key we talk to Pendo and never start the emulator."""
+    return not env.get("PENDO_INTEGRATION_KEY", "").strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
     emulator = None
-    if not env.get("PENDO_INTEGRATION_KEY", "").strip():
+    if needs_emulator(env):
         emulator, url = start_emulator(env)
         env = demo_env(env, url)
         print(
