@@ -233,7 +233,7 @@ def project_visitors(url: str, duckdb: str, day: str) -> dict:
         raw_cols = list(wh.columns(con, RAW_SCHEMA, events.table))
     started = time.perf_counter()
     result = wh.replace_days_from_query(
-        ANALYTICS_SCHEMA, events.table, [d], enriched_query(events, raw_cols), [d, d]
+        ANALYTICS_SCHEMA, events.table, [d], enriched_query(events, raw_cols)
     )
     enriched_s = time.perf_counter() - started
     visitors = wh.query(f"SELECT count(*) FROM {RAW_SCHEMA}.visitors")[0][0]

@@ -41,7 +41,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             "PENDO_REGION and PENDO_START_DATE to load your subscription.",
             settings.base_url,
         )
-    warehouse = WarehouseResource(database=settings.duckdb_path)
+    warehouse = WarehouseResource(
+        database=settings.duckdb_path, memory_limit=settings.duckdb_memory_limit
+    )
     assets = [
         *raw_assets(settings, partitions),
         *enriched_assets(settings, partitions),

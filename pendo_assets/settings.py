@@ -30,6 +30,8 @@ EARLIEST_START = date(2013, 1, 1)
 DEMO_HISTORY_DAYS = 150
 DEMO_BASE_URL = "http://127.0.0.1:8765"
 DEFAULT_DUCKDB_PATH = "data/pendo_warehouse.duckdb"
+# DuckDB's own default is 80% of RAM; a cap makes long ranges spill to disk instead.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 MAX_DAYS_PER_REQUEST = 30  # Pendo asks for at most 30 days per aggregation call
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -47,6 +49,7 @@ class Settings:
     start_date: date
     timezone: str
     duckdb_path: str
+    duckdb_memory_limit: str
     include_anonymous: bool
     apply_exclude_list: bool
     drop_columns: frozenset[str]
@@ -181,6 +184,18 @@ def parse_base_url(env: Mapping[str, str]) -> str:
     return REGION_HOSTS[region]
 
 
+def parse_memory_limit(raw: str | None) -> str:
+    value = (raw or DEFAULT_DUCKDB_MEMORY_LIMIT).strip().replace(" ", "")
+    if not re.fullmatch(r"\d+(\.\d+)?(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", value, flags=re.I):
+        raise _bad(
+            "PENDO_DUCKDB_MEMORY_LIMIT",
+            raw or "",
+            "expected a size like 512MB or 2GB",
+            DEFAULT_DUCKDB_MEMORY_LIMIT,
+        )
+    return value
+
+
 def check_duckdb_path(raw: str) -> str:
     var = "PENDO_DUCKDB_PATH"
     if raw.startswith("md:") or raw.startswith("motherduck:"):
@@ -257,6 +272,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         duckdb_path=check_duckdb_path(
             env.get("PENDO_DUCKDB_PATH", "").strip() or DEFAULT_DUCKDB_PATH
         ),
+        duckdb_memory_limit=parse_memory_limit(env.get("PENDO_DUCKDB_MEMORY_LIMIT")),
         include_anonymous=_bool(env, "PENDO_INCLUDE_ANONYMOUS", True),
         apply_exclude_list=_bool(env, "PENDO_APPLY_EXCLUDE_LIST", True),
         drop_columns=drop,

@@ -230,9 +230,7 @@ def _materialize(wh: Warehouse, days: list[date]) -> dict[date, int]:
     """What the daily mart asset does: fold first-seen (+ fix other days), then write days."""
     with wh.transaction() as con:
         redo = fold_and_recompute(con, FEATURE_MART, days)
-    wh.replace_days_from_query(
-        "analytics", FEATURE_MART.name, days, FEATURE_MART.sql, [min(days), max(days)]
-    )
+    wh.replace_days_from_query("analytics", FEATURE_MART.name, days, FEATURE_MART.sql)
     return redo
 
 

@@ -66,6 +66,7 @@ def test_app_ids():
         ("PENDO_DUCKDB_PATH", "data/pendo.duckdb"),
         ("PENDO_DROP_COLUMNS", "Remote IP"),
         ("PENDO_ALERT_WEBHOOK", "not a url"),
+        ("PENDO_DUCKDB_MEMORY_LIMIT", "lots"),
     ],
 )
 def test_bad_values_name_the_variable_and_an_example(var, value):

@@ -116,7 +116,7 @@ def test_replace_from_query(tmp_path):
     )
     sql = "SELECT day, v, v * 10 AS v10 FROM pendo.t WHERE day BETWEEN $1 AND $2"
     for _ in range(2):
-        res = wh.replace_days_from_query("analytics", "t", [D1, D2], sql, [D1, D2])
+        res = wh.replace_days_from_query("analytics", "t", [D1, D2], sql)
     assert res.rows_by_day == {D1: 3, D2: 2}
     assert wh.query("SELECT sum(v10) FROM analytics.t")[0][0] == 10 * (0 + 1 + 2 + 0 + 1)
 
@@ -190,3 +190,25 @@ def test_lock_of_a_killed_holder_is_released(tmp_path):
     finally:
         if holder.is_alive():
             holder.kill()
+
+
+def test_replace_from_query_with_gaps_touches_only_those_days(tmp_path):
+    wh = Warehouse(str(tmp_path / "w.duckdb"))
+    files = [day_rows(tmp_path, d, 2) for d in (D1, D2, D3)]
+    wh.replace_days("pendo", "t", [D1, D2, D3], files, BASE)
+    sql = "SELECT day, v FROM pendo.t WHERE day BETWEEN $1 AND $2"
+    wh.replace_days_from_query("analytics", "t", [D1, D2, D3], sql)
+    # Days 1 and 3 only: day 2 lies between them but is not replaced, so not duplicated.
+    res = wh.replace_days_from_query("analytics", "t", [D1, D3], sql)
+    assert res.rows_by_day == {D1: 2, D3: 2}
+    assert dict(wh.query("SELECT day, count(*) FROM analytics.t GROUP BY 1")) == {
+        D1: 2,
+        D2: 2,
+        D3: 2,
+    }
+
+
+def test_memory_limit_is_applied(tmp_path):
+    wh = Warehouse(str(tmp_path / "w.duckdb"), memory_limit="300MB")
+    limit = wh.query("SELECT current_setting('memory_limit')")[0][0]
+    assert limit.replace(" ", "").upper().startswith(("286", "300"))  # DuckDB shows MiB

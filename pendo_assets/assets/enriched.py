@@ -58,7 +58,7 @@ def build_enriched_asset(
                 "materialize those assets, then this one."
             )
         sql = enriched_query(source, raw_cols, entity_cols)
-        return DaysQuery(days, sql, [min(days), max(days)])
+        return DaysQuery(days, sql)
 
     return _enriched
 

@@ -115,7 +115,7 @@ def build_daily_mart(
                     f"first-seen changed on {len(redo)} other day(s); recomputed "
                     + ", ".join(d.isoformat() for d in redo)
                 )
-        return DaysQuery(days, mart.sql, [min(days), max(days)])
+        return DaysQuery(days, mart.sql)
 
     return _daily
 

@@ -40,11 +40,11 @@ class StagedDays:
 
 @dataclass
 class DaysQuery:
-    """A SELECT whose rows replace ``days`` (it must return a ``day`` column)."""
+    """A SELECT whose rows replace ``days``: it takes the first and last day as ``$1`` and
+    ``$2`` and returns a ``day`` column (see ``Warehouse.replace_days_from_query``)."""
 
     days: list[date]
     sql: str
-    params: list = field(default_factory=list)
 
 
 @dataclass
@@ -69,10 +69,11 @@ class WarehouseResource(dg.ConfigurableResource):
     """The DuckDB warehouse file, for assets and checks that run SQL on it."""
 
     database: str
+    memory_limit: str | None = None  # DuckDB's memory_limit, e.g. "1GB"
 
     @property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.database)
+        return Warehouse(self.database, memory_limit=self.memory_limit)
 
 
 class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
@@ -96,9 +97,7 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
             elif isinstance(obj, StagedDays):
                 result = wh.replace_days(schema, table, days or obj.days, obj.files, obj.base_types)
             elif isinstance(obj, DaysQuery):
-                result = wh.replace_days_from_query(
-                    schema, table, days or obj.days, obj.sql, obj.params
-                )
+                result = wh.replace_days_from_query(schema, table, days or obj.days, obj.sql)
             elif isinstance(obj, TableQuery):
                 result = wh.replace_table_from_query(schema, table, obj.sql, obj.params)
             else:

@@ -76,8 +76,10 @@ class Warehouse:
 
     _local_locks: dict[str, threading.RLock] = {}
 
-    def __init__(self, path: str, lock_timeout_s: float = 1800.0):
+    def __init__(self, path: str, lock_timeout_s: float = 1800.0, memory_limit: str | None = None):
         self.path = path
+        # DuckDB's own default is 80% of RAM; PENDO_DUCKDB_MEMORY_LIMIT caps it (it spills).
+        self._config = {"memory_limit": memory_limit} if memory_limit else {}
         self.remote = path.startswith(("md:", "motherduck:"))
         self.lock_timeout_s = lock_timeout_s
         if not self.remote:
@@ -91,14 +93,14 @@ class Warehouse:
         """An open connection held under the cross-process lock; closed on exit."""
         with self._thread_lock:
             if self.remote:
-                con = duckdb.connect(self.path)
+                con = duckdb.connect(self.path, config=self._config)
                 try:
                     yield con
                 finally:
                     con.close()
                 return
             with self._file_lock:
-                con = duckdb.connect(self.path)
+                con = duckdb.connect(self.path, config=self._config)
                 try:
                     yield con
                 finally:
@@ -195,17 +197,26 @@ class Warehouse:
         return result
 
     def replace_days_from_query(
-        self, schema: str, table: str, days: Sequence[date], sql: str, params: list | None = None
+        self, schema: str, table: str, days: Sequence[date], sql: str
     ) -> WriteResult:
-        """Atomically replace ``days`` with the rows of a query run inside DuckDB."""
+        """Atomically replace ``days`` with the rows of a query run inside DuckDB.
+
+        ``sql`` takes the first and last day as ``$1`` and ``$2`` and returns a ``day``
+        column; only rows of ``days`` are kept, so a set of days with gaps is safe too.
+        """
         fq = f"{quote(schema)}.{quote(table)}"
+        days = sorted(set(days))
         with self.transaction() as con:
-            described = con.execute(f"DESCRIBE ({sql})", params or []).fetchall()
+            described = con.execute(f"DESCRIBE ({sql})", [days[0], days[-1]]).fetchall()
             types = {row[0]: row[1] for row in described}
             target = self.evolve(con, schema, table, types)
             _delete_days(con, fq, days)
             select = ", ".join(f"CAST({quote(c)} AS {target[c]}) AS {quote(c)}" for c in types)
-            con.execute(f"INSERT INTO {fq} BY NAME SELECT {select} FROM ({sql})", params or [])
+            con.execute(
+                f"INSERT INTO {fq} BY NAME SELECT {select} FROM ({sql}) "
+                f"WHERE {DAY_COLUMN} IN (SELECT unnest($3::DATE[]))",
+                [days[0], days[-1], days],
+            )
             result = self._result(con, schema, table, days)
         result.rows_written = sum(result.rows_by_day.values())
         return result
