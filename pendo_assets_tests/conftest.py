@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pendo_assets.definitions import build_definitions
@@ -64,12 +65,52 @@ def fresh_emulator(subscription) -> Iterator[EmulatorServer]:
         server.stop()
 
 
+def query(path: str, sql: str, params: list | None = None) -> list[tuple]:
+    """Read the warehouse file as an analyst would: open read-only, query, close."""
+    con = duckdb.connect(path, read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def excluded_visitors(sub: Subscription) -> set[str]:
+    """Visitors on the emulated Exclude List (metadata.custom.internal), dropped by blacklist."""
+    return {
+        v["visitorId"]
+        for v in sub.entities("visitors")
+        if v.get("metadata", {}).get("custom", {}).get("internal") is True
+    }
+
+
+def day_truth(sub: Subscription, source, days) -> dict[date, tuple[int, int, int]]:
+    """(rows, sum numEvents, sum numMinutes) per day, straight from the emulator's data."""
+    skip = excluded_visitors(sub) if source.takes_exclude_list else set()
+    out = {}
+    for d in days:
+        rows = [
+            r
+            for app in sub.app_ids
+            for r in sub.event_rows(source.name, app, d)
+            if r["visitorId"] not in skip
+        ]
+        out[d] = (
+            len(rows),
+            sum(r.get("numEvents", 0) for r in rows),
+            sum(r.get("numMinutes", 0) for r in rows),
+        )
+    return out
+
+
 @dataclass
 class Project:
     env: dict[str, str]
     defs: dg.Definitions
     instance: dg.DagsterInstance
     duckdb_path: str
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        return query(self.duckdb_path, sql, params)
 
     def materialize(
         self,

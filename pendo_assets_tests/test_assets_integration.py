@@ -7,7 +7,6 @@ from collections import Counter
 from datetime import date, timedelta
 
 import dagster as dg
-import duckdb
 import pytest
 
 from pendo_assets.catalog import ENTITIES, EVENTS
@@ -15,7 +14,7 @@ from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import Drift, EmulatorServer
 from pendo_assets.settings import load_settings
 
-from .conftest import TEST_KEY, Project, project_env, small_subscription
+from .conftest import TEST_KEY, Project, day_truth, project_env, small_subscription
 
 START, END = date(2026, 10, 29), date(2026, 11, 4)  # crosses the US DST change (Nov 1, 25 h)
 DAYS = [START + timedelta(days=i) for i in range((END - START).days + 1)]
@@ -24,31 +23,8 @@ RAW_KEYS = [f"pendo/{s.table}" for s in EVENTS]
 ENRICHED_KEYS = [f"analytics/{s.table}" for s in EVENTS]
 
 
-def excluded_visitors(sub) -> set[str]:
-    """Visitors on the emulated Exclude List (metadata.custom.internal), dropped by blacklist."""
-    return {
-        v["visitorId"]
-        for v in sub.entities("visitors")
-        if v.get("metadata", {}).get("custom", {}).get("internal") is True
-    }
-
-
 def expected_by_day(sub, source) -> dict[date, tuple[int, int, int]]:
-    out = {}
-    skip = excluded_visitors(sub) if source.takes_exclude_list else set()
-    for d in DAYS:
-        rows = [
-            r
-            for app in sub.app_ids
-            for r in sub.event_rows(source.name, app, d)
-            if r["visitorId"] not in skip
-        ]
-        out[d] = (
-            len(rows),
-            sum(r.get("numEvents", 0) for r in rows),
-            sum(r.get("numMinutes", 0) for r in rows),
-        )
-    return out
+    return day_truth(sub, source, DAYS)
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +48,6 @@ def loaded(emulator, subscription, tmp_path_factory):
     mp.undo()
 
 
-def q(project, sql, params=None):
-    con = duckdb.connect(project.duckdb_path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 def test_runs_succeed(loaded):
     _, results = loaded
     assert all(r.success for r in results.values())
@@ -90,14 +58,14 @@ def test_entity_tables_hold_exactly_the_emulators_entities(loaded, subscription,
     project, _ = loaded
     expected = subscription.entities(source.name)
     id_col = {"accountId": "account_id", "visitorId": "visitor_id", "id": "id"}[source.id_column]
-    got = [r[0] for r in q(project, f"SELECT {id_col} FROM pendo.{source.table}")]
+    got = [r[0] for r in project.query(f"SELECT {id_col} FROM pendo.{source.table}")]
     assert Counter(got) == Counter(r[source.id_column] for r in expected)
 
 
 def test_visitor_metadata_lands_in_columns(loaded, subscription):
     project, _ = loaded
     visitors = {v["visitorId"]: v for v in subscription.entities("visitors")}
-    rows = q(project, "SELECT visitor_id, metadata_agent_email FROM pendo.visitors")
+    rows = project.query("SELECT visitor_id, metadata_agent_email FROM pendo.visitors")
     assert rows
     for vid, email in rows:
         assert email == visitors[vid].get("metadata", {}).get("agent", {}).get("email")
@@ -112,8 +80,7 @@ def test_event_tables_match_the_emulator_per_day(loaded, subscription, source):
     sums = "coalesce(sum(num_events),0), coalesce(sum(num_minutes),0)" if not source.raw else "0, 0"
     got = {
         d: (n, e, m)
-        for d, n, e, m in q(
-            project,
+        for d, n, e, m in project.query(
             f"SELECT day, count(*), {sums} FROM pendo.{source.table} GROUP BY day",
         )
     }
@@ -124,15 +91,14 @@ def test_event_tables_match_the_emulator_per_day(loaded, subscription, source):
 
 def test_all_apps_are_loaded(loaded, subscription):
     project, _ = loaded
-    apps = {a for (a,) in q(project, "SELECT DISTINCT app_id FROM pendo.page_events")}
+    apps = {a for (a,) in project.query("SELECT DISTINCT app_id FROM pendo.page_events")}
     assert apps == set(subscription.app_ids)
 
 
 def test_days_are_subscription_local(loaded, subscription):
     project, _ = loaded
     # browser_time of raw events falls inside the local day the row is filed under.
-    rows = q(
-        project,
+    rows = project.query(
         "SELECT day, browser_time FROM pendo.guide_events",
     )
     assert rows
@@ -143,12 +109,11 @@ def test_days_are_subscription_local(loaded, subscription):
 @pytest.mark.parametrize("source", EVENTS, ids=lambda s: s.table)
 def test_enriched_has_every_raw_row_with_names(loaded, source):
     project, _ = loaded
-    raw = dict(q(project, f"SELECT day, count(*) FROM pendo.{source.table} GROUP BY 1"))
-    enr = dict(q(project, f"SELECT day, count(*) FROM analytics.{source.table} GROUP BY 1"))
+    raw = dict(project.query(f"SELECT day, count(*) FROM pendo.{source.table} GROUP BY 1"))
+    enr = dict(project.query(f"SELECT day, count(*) FROM analytics.{source.table} GROUP BY 1"))
     assert raw == enr
     # Names are filled wherever the id is known to the entity tables.
-    unnamed_known = q(
-        project,
+    unnamed_known = project.query(
         f"""SELECT count(*) FROM analytics.{source.table} e
             JOIN pendo.accounts a ON a.account_id = e.account_id
             WHERE e.account_name IS DISTINCT FROM a.metadata_agent_name""",
@@ -158,8 +123,7 @@ def test_enriched_has_every_raw_row_with_names(loaded, source):
 
 def test_enriched_feature_events_carry_page_and_group(loaded):
     project, _ = loaded
-    rows = q(
-        project,
+    rows = project.query(
         """SELECT count(*), count(e.feature_name), count(e.page_name), count(e.group_name),
                   count(*) FILTER (WHERE f.id IS NOT NULL)
            FROM analytics.feature_events e LEFT JOIN pendo.features f ON f.id = e.feature_id""",
@@ -171,12 +135,12 @@ def test_enriched_feature_events_carry_page_and_group(loaded):
 
 def test_rerunning_the_range_changes_nothing(loaded):
     project, _ = loaded
-    before = q(project, "SELECT count(*), sum(num_events) FROM pendo.page_events")
-    before_e = q(project, "SELECT count(*) FROM analytics.page_events")
+    before = project.query("SELECT count(*), sum(num_events) FROM pendo.page_events")
+    before_e = project.query("SELECT count(*) FROM analytics.page_events")
     project.materialize(["pendo/page_events"], START.isoformat(), END.isoformat())
     project.materialize(["analytics/page_events"], START.isoformat(), END.isoformat())
-    assert q(project, "SELECT count(*), sum(num_events) FROM pendo.page_events") == before
-    assert q(project, "SELECT count(*) FROM analytics.page_events") == before_e
+    assert project.query("SELECT count(*), sum(num_events) FROM pendo.page_events") == before
+    assert project.query("SELECT count(*) FROM analytics.page_events") == before_e
 
 
 def test_per_partition_row_counts_are_reported(loaded):
@@ -188,7 +152,7 @@ def test_per_partition_row_counts_are_reported(loaded):
     for rec in records:
         mat = rec.asset_materialization
         by_day.setdefault(mat.partition, mat.metadata["dagster/partition_row_count"].value)
-    truth = dict(q(project, "SELECT day, count(*) FROM pendo.page_events GROUP BY 1"))
+    truth = dict(project.query("SELECT day, count(*) FROM pendo.page_events GROUP BY 1"))
     assert {date.fromisoformat(k): v for k, v in by_day.items()} == truth
 
 
@@ -201,16 +165,14 @@ def test_new_field_in_a_later_partition_adds_a_column(make_project):
         project.materialize(["pendo/page_events"], "2026-10-01", "2026-10-02")
         cols = {
             c
-            for (c,) in q(
-                project,
+            for (c,) in project.query(
                 "SELECT column_name FROM information_schema.columns "
                 "WHERE table_name = 'page_events'",
             )
         }
         assert "custom_score" not in cols
         project.materialize(["pendo/page_events"], "2026-10-03")
-        rows = q(
-            project,
+        rows = project.query(
             "SELECT day, count(custom_score), count(*) FROM pendo.page_events "
             "GROUP BY 1 ORDER BY 1",
         )

@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import date
 
 import dagster as dg
-import duckdb
 import pytest
 
 from pendo_assets.catalog import ENTITIES, EVENTS
@@ -45,16 +44,8 @@ def marts(emulator, tmp_path_factory):
     mp.undo()
 
 
-def q(project, sql, params=None):
-    con = duckdb.connect(project.duckdb_path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 def one(project, sql):
-    return q(project, sql)[0][0]
+    return project.query(sql)[0][0]
 
 
 RANGE = f"day BETWEEN DATE '{START}' AND DATE '{END}'"
@@ -94,8 +85,7 @@ def test_feature_clicks_tie_out_with_raw(marts):
     assert one(project, "SELECT sum(sum_clicks) FROM analytics.feature_daily_metrics") == raw
     assert one(project, "SELECT sum(sum_clicks) FROM analytics.features") == raw
     assert one(project, "SELECT sum(sum_clicks) FROM analytics.visitor_features") == raw
-    per_day = q(
-        project,
+    per_day = project.query(
         "SELECT day, round(sum(percent_of_daily_clicks), 6) FROM "
         "analytics.feature_daily_metrics GROUP BY 1",
     )
@@ -110,11 +100,11 @@ def test_feature_clicks_tie_out_with_raw(marts):
 
 def test_page_views_and_minutes_tie_out(marts):
     project, _ = marts
-    raw = q(
-        project, f"SELECT sum(num_events), sum(num_minutes) FROM pendo.page_events WHERE {RANGE}"
+    raw = project.query(
+        f"SELECT sum(num_events), sum(num_minutes) FROM pendo.page_events WHERE {RANGE}"
     )
-    mart = q(
-        project, "SELECT sum(sum_pageviews), sum(sum_minutes) FROM analytics.page_daily_metrics"
+    mart = project.query(
+        "SELECT sum(sum_pageviews), sum(sum_minutes) FROM analytics.page_daily_metrics"
     )
     assert raw == mart and raw[0][0] > 0
     assert one(project, "SELECT sum(sum_pageviews) FROM analytics.pages") == raw[0][0]
@@ -122,20 +112,23 @@ def test_page_views_and_minutes_tie_out(marts):
 
 def test_account_and_visitor_totals_tie_out(marts):
     project, _ = marts
-    raw_all = q(
-        project, f"SELECT sum(num_events), sum(num_minutes) FROM pendo.events WHERE {RANGE}"
+    raw_all = project.query(
+        f"SELECT sum(num_events), sum(num_minutes) FROM pendo.events WHERE {RANGE}"
     )
-    raw_acct = q(
-        project,
+    raw_acct = project.query(
         f"SELECT sum(num_events), sum(num_minutes) FROM pendo.events "
         f"WHERE {RANGE} AND coalesce(account_id, '') <> ''",
     )
     assert (
-        q(project, "SELECT sum(sum_events), sum(sum_minutes) FROM analytics.visitor_daily_metrics")
+        project.query(
+            "SELECT sum(sum_events), sum(sum_minutes) FROM analytics.visitor_daily_metrics"
+        )
         == raw_all
     )
     assert (
-        q(project, "SELECT sum(sum_events), sum(sum_minutes) FROM analytics.account_daily_metrics")
+        project.query(
+            "SELECT sum(sum_events), sum(sum_minutes) FROM analytics.account_daily_metrics"
+        )
         == raw_acct
     )
     assert one(project, "SELECT sum(sum_events) FROM analytics.accounts") == raw_acct[0][0]
@@ -162,11 +155,10 @@ def test_account_and_visitor_totals_tie_out(marts):
 def test_guide_counts_tie_out(marts):
     project, _ = marts
     by_type = dict(
-        q(project, f"SELECT type, count(*) FROM pendo.guide_events WHERE {RANGE} GROUP BY 1")
+        project.query(f"SELECT type, count(*) FROM pendo.guide_events WHERE {RANGE} GROUP BY 1")
     )
     assert by_type.get("guideSeen", 0) > 0
-    got = q(
-        project,
+    got = project.query(
         """SELECT sum(count_guide_seen), sum(count_guide_advanced), sum(count_guide_dismissed),
                   sum(count_guide_snoozed), sum(count_guide_timeout), sum(count_poll_responses)
            FROM analytics.guide_daily_metrics""",
@@ -193,8 +185,8 @@ def test_rollups_have_one_row_per_entity(marts):
     assert one(project, "SELECT count(*) FROM pendo.accounts") <= one(
         project, "SELECT count(*) FROM analytics.accounts"
     )
-    first, last = q(
-        project, "SELECT min(first_active_day), max(last_active_day) FROM analytics.accounts"
+    first, last = project.query(
+        "SELECT min(first_active_day), max(last_active_day) FROM analytics.accounts"
     )[0]
     assert (first, last) == (date(2026, 10, 1), date(2026, 10, 5))
 

@@ -19,25 +19,27 @@ from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import Drift, EmulatorServer, Faults
 from pendo_assets.settings import SettingsError, load_settings
 
-from .conftest import TEST_KEY, TIMEZONE, materialize_command, project_env, small_subscription
+from .conftest import (
+    TEST_KEY,
+    TIMEZONE,
+    day_truth,
+    materialize_command,
+    project_env,
+    query,
+    small_subscription,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 RAW_KEYS = [f"pendo/{s.table}" for s in EVENTS]
 PAGE_EVENTS = SOURCES_BY_NAME["pageEvents"]
 
 
-def q(path: str, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(path, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
-
-
 def table_exists(path: str, table: str) -> bool:
     if not os.path.exists(path):
         return False
-    return bool(q(path, "SELECT 1 FROM information_schema.tables WHERE table_name = ?", [table]))
+    return bool(
+        query(path, "SELECT 1 FROM information_schema.tables WHERE table_name = ?", [table])
+    )
 
 
 def failure_text(result: dg.ExecuteInProcessResult) -> str:
@@ -52,32 +54,11 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
     return "\n".join(parts)
 
 
-def truth(sub, source, days) -> dict[date, tuple[int, int, int]]:
-    """(rows, sum numEvents, sum numMinutes) per day, straight from the emulator's data."""
-    from .test_assets_integration import excluded_visitors
-
-    skip = excluded_visitors(sub) if source.takes_exclude_list else set()
-    out = {}
-    for d in days:
-        rows = [
-            r
-            for app in sub.app_ids
-            for r in sub.event_rows(source.name, app, d)
-            if r["visitorId"] not in skip
-        ]
-        out[d] = (
-            len(rows),
-            sum(r.get("numEvents", 0) for r in rows),
-            sum(r.get("numMinutes", 0) for r in rows),
-        )
-    return out
-
-
 def loaded(path: str, source, days) -> dict[date, tuple[int, int, int]]:
     sums = "coalesce(sum(num_events),0), coalesce(sum(num_minutes),0)" if not source.raw else "0,0"
     got = {
         d: (n, e, m)
-        for d, n, e, m in q(
+        for d, n, e, m in query(
             path, f"SELECT day, count(*), {sums} FROM pendo.{source.table} GROUP BY 1"
         )
     }
@@ -202,7 +183,9 @@ def test_memory_limit_falls_back_to_hours_and_lands_exactly(
     hours = 25 if day == "2026-11-01" else 24
     # The refused day, then one request per hour (asset checks may add their own queries).
     assert fresh_emulator.stats.snapshot()["aggregation_requests"] >= 1 + hours
-    assert loaded(project.duckdb_path, PAGE_EVENTS, [d]) == truth(subscription, PAGE_EVENTS, [d])
+    assert loaded(project.duckdb_path, PAGE_EVENTS, [d]) == day_truth(
+        subscription, PAGE_EVENTS, [d]
+    )
 
 
 def test_an_hour_still_too_big_fails_naming_source_day_and_hour(fresh_emulator, make_project):
@@ -265,15 +248,17 @@ def test_when_pendo_switches_time_zone_loaded_days_stay_untouched(
     project = make_project(fresh_emulator)
     days = days_between("2026-10-01", "2026-10-02")
     assert project.materialize(["pendo/page_events"], "2026-10-01", "2026-10-02").success
-    before = q(project.duckdb_path, "SELECT * FROM pendo.page_events ORDER BY ALL")
+    before = query(project.duckdb_path, "SELECT * FROM pendo.page_events ORDER BY ALL")
     fresh_emulator.faults.update(wrong_timezone="Europe/Berlin")
     result = project.materialize(
         ["pendo/page_events"], "2026-10-01", "2026-10-02", raise_on_error=False
     )
     assert not result.success
     assert "Pendo's days start at 22:00 UTC" in failure_text(result)
-    assert q(project.duckdb_path, "SELECT * FROM pendo.page_events ORDER BY ALL") == before
-    assert loaded(project.duckdb_path, PAGE_EVENTS, days) == truth(subscription, PAGE_EVENTS, days)
+    assert query(project.duckdb_path, "SELECT * FROM pendo.page_events ORDER BY ALL") == before
+    assert loaded(project.duckdb_path, PAGE_EVENTS, days) == day_truth(
+        subscription, PAGE_EVENTS, days
+    )
 
 
 def test_dst_days_of_23_and_25_hours_load_exactly(make_project):
@@ -287,12 +272,12 @@ def test_dst_days_of_23_and_25_hours_load_exactly(make_project):
             d = date.fromisoformat(day)
             assert s.day_hours(d) == (23 if day.startswith("2026-03") else 25)
             for source in EVENTS:
-                assert loaded(project.duckdb_path, source, [d]) == truth(s, source, [d]), (
+                assert loaded(project.duckdb_path, source, [d]) == day_truth(s, source, [d]), (
                     source.table,
                     day,
                 )
             # Raw events near both ends of the long/short day are filed under it, not a neighbour.
-            rows = q(project.duckdb_path, "SELECT day, browser_time FROM pendo.guide_events")
+            rows = query(project.duckdb_path, "SELECT day, browser_time FROM pendo.guide_events")
             assert rows and all(ts.astimezone(s.tz).date() == d for _, ts in rows)
             os.remove(project.duckdb_path)
 
@@ -313,24 +298,24 @@ def test_a_field_that_appears_disappears_and_changes_type_widens_and_keeps_data(
     with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
         project = make_project(server)
         assert project.materialize(["pendo/page_events"], "2026-10-01", "2026-10-03").success
-        assert q(project.duckdb_path, col_type) == [("BIGINT",)]
-        before = q(
+        assert query(project.duckdb_path, col_type) == [("BIGINT",)]
+        before = query(
             project.duckdb_path,
             "SELECT day, custom_score FROM pendo.page_events WHERE custom_score IS NOT NULL",
         )
         assert before
         assert project.materialize(["pendo/page_events"], "2026-10-04", "2026-10-05").success
-        assert q(project.duckdb_path, col_type) == [("VARCHAR",)]
+        assert query(project.duckdb_path, col_type) == [("VARCHAR",)]
         # A later re-run of an int day into the widened column still works.
         assert project.materialize(["pendo/page_events"], "2026-10-02").success
     path = project.duckdb_path
-    after = q(
+    after = query(
         path,
         "SELECT day, custom_score FROM pendo.page_events "
         "WHERE custom_score IS NOT NULL AND day <= '2026-10-03'",
     )
     assert sorted((d, str(v)) for d, v in before) == sorted(after)
-    per_day = dict(q(path, "SELECT day, count(custom_score) FROM pendo.page_events GROUP BY 1"))
+    per_day = dict(query(path, "SELECT day, count(custom_score) FROM pendo.page_events GROUP BY 1"))
     assert per_day[date(2026, 10, 1)] == 0 and per_day[date(2026, 10, 4)] == 0
     expected = {
         (d, str(r["customScore"]))
@@ -340,11 +325,13 @@ def test_a_field_that_appears_disappears_and_changes_type_widens_and_keeps_data(
         if "customScore" in r
     }
     got = set(
-        q(path, "SELECT day, custom_score FROM pendo.page_events WHERE custom_score IS NOT NULL")
+        query(
+            path, "SELECT day, custom_score FROM pendo.page_events WHERE custom_score IS NOT NULL"
+        )
     )
     assert got == expected
     days = days_between("2026-10-01", "2026-10-05")
-    assert loaded(path, PAGE_EVENTS, days) == truth(sub, PAGE_EVENTS, days)
+    assert loaded(path, PAGE_EVENTS, days) == day_truth(sub, PAGE_EVENTS, days)
 
 
 # -- 10. bad configuration ------------------------------------------------------------------
