@@ -15,6 +15,8 @@ import subprocess
 import sys
 from datetime import date, timedelta
 
+from dotenv import dotenv_values
+
 from pendo_assets.settings import DEMO_HISTORY_DAYS
 
 DEMO_KEY = "demo-key"
@@ -64,6 +66,16 @@ def demo_env(env: dict[str, str], url: str) -> dict[str, str]:
     }
 
 
+def effective_env(environ: dict[str, str], dotenv_file: str = ".env") -> dict[str, str]:
+    """The shell's variables over those in ``.env``.
+
+    Dagster loads .env into its processes; reading it here too means a key kept in .env is
+    not mistaken for demo mode. Variables set in the shell win, as they do in Dagster.
+    """
+    from_file = {k: v for k, v in dotenv_values(dotenv_file).items() if v is not None}
+    return {**from_file, **environ}
+
+
 def needs_emulator(env: dict[str, str]) -> bool:
     """Demo mode: no key of the user's. With a key we talk to Pendo and never start the emulator."""
     return not env.get("PENDO_INTEGRATION_KEY", "").strip()
@@ -74,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
-    env = dict(os.environ)
+    env = effective_env(dict(os.environ))
     env.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
     emulator = None

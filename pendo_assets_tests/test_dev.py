@@ -2,7 +2,7 @@
 
 from datetime import date
 
-from pendo_assets.dev import DEMO_KEY, DEMO_TIMEZONE, demo_env, needs_emulator
+from pendo_assets.dev import DEMO_KEY, DEMO_TIMEZONE, demo_env, effective_env, needs_emulator
 from pendo_assets.settings import DEMO_HISTORY_DAYS, load_settings
 
 
@@ -20,3 +20,12 @@ def test_demo_env_points_every_process_at_the_emulator(tmp_path):
     assert (date.today() - s.start_date).days == DEMO_HISTORY_DAYS
     assert env["PENDO_INTEGRATION_KEY"] == DEMO_KEY
     assert s.duckdb_path == str(tmp_path / "w.duckdb")  # the user's path is kept
+
+
+def test_a_key_kept_in_dotenv_is_not_demo_mode(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PENDO_INTEGRATION_KEY=from-file\nPENDO_REGION=eu\n")
+    env = effective_env({"PENDO_REGION": "us"}, str(dotenv))
+    assert not needs_emulator(env)
+    assert env["PENDO_REGION"] == "us"  # the shell wins over .env
+    assert needs_emulator(effective_env({}, str(tmp_path / "missing.env")))
