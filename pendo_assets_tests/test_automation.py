@@ -25,8 +25,7 @@ from pendo_assets.emulator import EmulatorServer, Faults
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.settings import load_settings
 
-from .conftest import TEST_KEY, TIMEZONE, small_subscription
-from .test_reliability import loaded, q, truth
+from .conftest import TEST_KEY, TIMEZONE, day_truth, loaded, query, small_subscription
 
 NY = ZoneInfo(TIMEZONE)
 # 06:00 New York on 2026-11-21: the last complete day is 2026-11-20 (the emulator's last).
@@ -97,20 +96,20 @@ def test_the_refresh_run_replaces_late_data_instead_of_adding_it(make_project):
         assert first.success
         assert len(project.instance.get_runs()) == 1  # one run for every asset and day
         for s in EVENTS:
-            assert loaded(project.duckdb_path, s, days) == truth(before, s, days), s.table
+            assert loaded(project.duckdb_path, s, days) == day_truth(before, s, days), s.table
         server.subscription = after
         second = job.execute_in_process(instance=project.instance, tags=req.tags)
         assert second.success
     path = project.duckdb_path
     page_events = SOURCES_BY_NAME["pageEvents"]
-    assert truth(after, page_events, days) != truth(before, page_events, days)
+    assert day_truth(after, page_events, days) != day_truth(before, page_events, days)
     for s in EVENTS:
-        assert loaded(path, s, days) == truth(after, s, days), s.table
-        raw = dict(q(path, f"SELECT day, count(*) FROM pendo.{s.table} GROUP BY 1"))
-        enriched = dict(q(path, f"SELECT day, count(*) FROM analytics.{s.table} GROUP BY 1"))
+        assert loaded(path, s, days) == day_truth(after, s, days), s.table
+        raw = dict(query(path, f"SELECT day, count(*) FROM pendo.{s.table} GROUP BY 1"))
+        enriched = dict(query(path, f"SELECT day, count(*) FROM analytics.{s.table} GROUP BY 1"))
         assert raw == enriched, s.table
     visitors = {v["visitorId"] for v in after.entities("visitors")}
-    assert {v for (v,) in q(path, "SELECT visitor_id FROM pendo.visitors")} == visitors
+    assert {v for (v,) in query(path, "SELECT visitor_id FROM pendo.visitors")} == visitors
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -19,8 +19,7 @@ from filelock import FileLock, Timeout
 from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.warehouse.store import Warehouse, stage
 
-from .conftest import materialize_command, project_env
-from .test_reliability import loaded, truth
+from .conftest import day_truth, loaded, materialize_command, project_env
 
 REPO = Path(__file__).resolve().parents[1]
 DAYS = [date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)]
@@ -195,4 +194,4 @@ def test_two_backfills_of_different_ranges_at_once_are_both_exact(emulator, subs
     path = base["PENDO_DUCKDB_PATH"]
     for source_name in ("pageEvents", "events", "featureEvents"):
         source = SOURCES_BY_NAME[source_name]
-        assert loaded(path, source, days) == truth(subscription, source, days), source.table
+        assert loaded(path, source, days) == day_truth(subscription, source, days), source.table

@@ -23,6 +23,7 @@ from .conftest import (
     TEST_KEY,
     TIMEZONE,
     day_truth,
+    loaded,
     materialize_command,
     project_env,
     query,
@@ -52,17 +53,6 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
                 parts.append(info.message)
                 info = info.cause
     return "\n".join(parts)
-
-
-def loaded(path: str, source, days) -> dict[date, tuple[int, int, int]]:
-    sums = "coalesce(sum(num_events),0), coalesce(sum(num_minutes),0)" if not source.raw else "0,0"
-    got = {
-        d: (n, e, m)
-        for d, n, e, m in query(
-            path, f"SELECT day, count(*), {sums} FROM pendo.{source.table} GROUP BY 1"
-        )
-    }
-    return {d: got.get(d, (0, 0, 0)) for d in days}
 
 
 def days_between(first: str, last: str) -> list[date]:
