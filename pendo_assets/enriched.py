@@ -8,7 +8,7 @@ duplicate an event row.
 
 from __future__ import annotations
 
-from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES_BY_NAME, Source
+from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES_BY_TABLE, Source
 from pendo_assets.pendo.tables import column_names
 
 ENTITY_KEY = "__id"
@@ -37,7 +37,7 @@ def enriched_query(
     produced: dict[str, str] = {}  # output column -> qualified expression
     joins: list[str] = []
     for i, lk in enumerate(source.lookups):
-        entity = next(s for s in SOURCES_BY_NAME.values() if s.table == lk.entity)
+        entity = SOURCES_BY_TABLE[lk.entity]
         eid = entity_id_column(entity)
         alias = f"l{i}"
         if lk.id_column in produced:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 REGION_HOSTS = {
@@ -99,27 +100,20 @@ def _bool(env: Mapping[str, str], var: str, default: bool) -> bool:
     raise _bad(var, raw, "expected true or false", "true")
 
 
-def _int(env: Mapping[str, str], var: str, default: int, lo: int, hi: int) -> int:
+N = TypeVar("N", int, float)
+
+
+def _number(env: Mapping[str, str], var: str, default: N, lo: N, hi: N) -> N:
+    """A bounded number of the default's type (whole numbers for int settings)."""
     raw = env.get(var)
     if raw is None or raw.strip() == "":
         return default
+    kind = type(default)
     try:
-        value = int(raw)
+        value = kind(raw)
     except ValueError:
-        raise _bad(var, raw, "expected a whole number", str(default)) from None
-    if not lo <= value <= hi:
-        raise _bad(var, raw, f"must be between {lo} and {hi}", str(default))
-    return value
-
-
-def _float(env: Mapping[str, str], var: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(var)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise _bad(var, raw, "expected a number", str(default)) from None
+        what = "a whole number" if kind is int else "a number"
+        raise _bad(var, raw, f"expected {what}", str(default)) from None
     if not lo <= value <= hi:
         raise _bad(var, raw, f"must be between {lo} and {hi}", str(default))
     return value
@@ -276,12 +270,12 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         include_anonymous=_bool(env, "PENDO_INCLUDE_ANONYMOUS", True),
         apply_exclude_list=_bool(env, "PENDO_APPLY_EXCLUDE_LIST", True),
         drop_columns=drop,
-        max_concurrency=_int(env, "PENDO_MAX_CONCURRENCY", 8, 1, 64),
-        days_per_request=_int(env, "PENDO_DAYS_PER_REQUEST", 1, 1, MAX_DAYS_PER_REQUEST),
-        lookback_days=_int(env, "PENDO_LOOKBACK_DAYS", 10, 1, 90),
-        request_timeout_s=float(_int(env, "PENDO_REQUEST_TIMEOUT_S", 300, 1, 3600)),
-        max_retries=_int(env, "PENDO_MAX_RETRIES", 6, 0, 20),
-        retry_backoff_s=_float(env, "PENDO_RETRY_BACKOFF_S", 1.0, 0.0, 60.0),
+        max_concurrency=_number(env, "PENDO_MAX_CONCURRENCY", 8, 1, 64),
+        days_per_request=_number(env, "PENDO_DAYS_PER_REQUEST", 1, 1, MAX_DAYS_PER_REQUEST),
+        lookback_days=_number(env, "PENDO_LOOKBACK_DAYS", 10, 1, 90),
+        request_timeout_s=float(_number(env, "PENDO_REQUEST_TIMEOUT_S", 300, 1, 3600)),
+        max_retries=_number(env, "PENDO_MAX_RETRIES", 6, 0, 20),
+        retry_backoff_s=_number(env, "PENDO_RETRY_BACKOFF_S", 1.0, 0.0, 60.0),
         alert_webhook=webhook,
         demo=demo,
     )

@@ -6,16 +6,12 @@ import dagster as dg
 
 from pendo_assets.assets.raw import IO_MANAGER_KEY, KINDS, asset_key, demo_note
 from pendo_assets.assets.schema import enriched_schema
-from pendo_assets.catalog import ANALYTICS_SCHEMA, EVENTS, RAW_SCHEMA, SOURCES_BY_NAME, Source
+from pendo_assets.catalog import ANALYTICS_SCHEMA, EVENTS, RAW_SCHEMA, SOURCES_BY_TABLE, Source
 from pendo_assets.enriched import enriched_query, lookup_columns
 from pendo_assets.settings import Settings
 from pendo_assets.warehouse.io_manager import DaysQuery, WarehouseResource
 
 ENRICHED_GROUP = "analytics_events"
-
-
-def _entity(table: str) -> Source:
-    return next(s for s in SOURCES_BY_NAME.values() if s.table == table)
 
 
 def build_enriched_asset(
@@ -26,7 +22,7 @@ def build_enriched_asset(
 
     @dg.asset(
         key=asset_key(source, ANALYTICS_SCHEMA),
-        deps=[asset_key(source), *(asset_key(_entity(t)) for t in entities)],
+        deps=[asset_key(source), *(asset_key(SOURCES_BY_TABLE[t]) for t in entities)],
         group_name=ENRICHED_GROUP,
         kinds=KINDS,
         io_manager_key=IO_MANAGER_KEY,

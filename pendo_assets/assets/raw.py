@@ -1,7 +1,10 @@
 """Raw Pendo assets, one per catalog source: entities (unpartitioned) and events (daily)."""
 
+import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -35,6 +38,18 @@ def demo_note(settings: Settings) -> str:
     )
 
 
+@contextmanager
+def staging_dir(source: Source) -> Iterator[Path]:
+    """A temporary folder for a run's Parquet batches. The IO manager removes it after the
+    write; if fetching fails, it is removed here."""
+    path = Path(tempfile.mkdtemp(prefix=f"pendo-{source.table}-"))
+    try:
+        yield path
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+
+
 def _client_metadata(pendo: PendoResource, before: dict, started: float) -> dict:
     now = pendo.client.stats.as_dict()
     return {
@@ -65,11 +80,11 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
     )
     def _entity(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedTable:
         started, before = time.monotonic(), pendo.client.stats.as_dict()
-        staging = Path(tempfile.mkdtemp(prefix=f"pendo-{source.table}-"))
         files = []
-        for i, batch in enumerate(fetch_entity(pendo.client, source, pendo.options)):
-            files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
-            context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
+        with staging_dir(source) as staging:
+            for i, batch in enumerate(fetch_entity(pendo.client, source, pendo.options)):
+                files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
+                context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
         context.add_output_metadata(_client_metadata(pendo, before, started))
         return StagedTable(files, declared_types(source, drop), staging)
 
@@ -102,7 +117,6 @@ def build_event_asset(
     def _events(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedDays:
         days = [date.fromisoformat(k) for k in context.partition_keys]
         started, before = time.monotonic(), pendo.client.stats.as_dict()
-        staging = Path(tempfile.mkdtemp(prefix=f"pendo-{source.table}-"))
         step = max(1, len(days) // 20)
 
         def progress(done: int, total: int) -> None:
@@ -110,14 +124,9 @@ def build_event_asset(
                 context.log.info(f"fetched {done}/{total} days of {source.name}")
 
         files = []
-        try:
+        with staging_dir(source) as staging:
             for day, table in fetch_days(pendo.client, source, days, pendo.options, progress):
                 files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
-        except BaseException:
-            import shutil
-
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         context.add_output_metadata(_client_metadata(pendo, before, started))
         return StagedDays(days, files, base_types, staging)
 

@@ -11,17 +11,19 @@ from pendo_assets.pendo.tables import column_names
 
 def raw_schema(source: Source, drop: frozenset[str] = frozenset()) -> dg.TableSchema:
     names = column_names(source.columns)
-    cols = [
-        dg.TableColumn(names[p], t, description=f"Pendo field `{p}`")
-        for p, t in source.columns.items()
-        if names[p] not in drop
-    ]
-    if source.kind == "event":
-        for c in cols:
-            if c.name == "day":
-                c_desc = "Subscription-local date of the partition"
-                cols[cols.index(c)] = dg.TableColumn("day", "DATE", description=c_desc)
-    return dg.TableSchema(columns=cols)
+
+    def describe(path: str) -> str:
+        if path == "day" and source.kind == "event":
+            return "Subscription-local date of the partition"
+        return f"Pendo field `{path}`"
+
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(names[p], t, description=describe(p))
+            for p, t in source.columns.items()
+            if names[p] not in drop
+        ]
+    )
 
 
 def enriched_schema(source: Source, drop: frozenset[str] = frozenset()) -> dg.TableSchema:

@@ -108,7 +108,6 @@ class PendoClient:
         self._verified = threading.Event()
         self._first = threading.Lock()
         self._auth_error: PendoAuthError | None = None
-        self._parse = threading.local()
 
     def __repr__(self) -> str:  # never show the key
         return f"PendoClient({self.base_url!r})"
@@ -125,28 +124,26 @@ class PendoClient:
         it raises ``ValueError`` on a body that is not the JSON Pendo sends, which is retried.
         The default returns the rows as dicts.
         """
-        # Per thread, so the retry loop below needs no extra argument and threads sharing
-        # this client never see each other's parser.
-        self._parse.fn = parse or parse_rows
+        parse = parse or parse_rows
         if self._auth_error is not None:
             raise self._auth_error
         if self._verified.is_set():
-            return self._with_retries(body, what)
+            return self._with_retries(body, what, parse)
         with self._first:
             if self._auth_error is not None:
                 raise self._auth_error
             if not self._verified.is_set():
-                rows = self._with_retries(body, what)
+                rows = self._with_retries(body, what, parse)
                 self._verified.set()
                 return rows
         return self.aggregate(body, what, parse)
 
     # -- internals ------------------------------------------------------------------------
-    def _with_retries(self, body: dict, what: str) -> list[dict]:
+    def _with_retries(self, body: dict, what: str, parse: Callable[[bytes], Any]):
         last = ""
         for attempt in range(self.max_retries + 1):
             try:
-                return self._once(body, what)
+                return self._once(body, what, parse)
             except _Retryable as exc:
                 last = exc.status
                 if attempt == self.max_retries:
@@ -164,7 +161,7 @@ class PendoClient:
             "raise PENDO_MAX_RETRIES / PENDO_REQUEST_TIMEOUT_S."
         )
 
-    def _once(self, body: dict, what: str) -> list[dict]:
+    def _once(self, body: dict, what: str, parse: Callable[[bytes], Any]):
         headers = {
             "X-Pendo-Integration-Key": self._key,
             "Content-Type": "application/json",
@@ -176,12 +173,12 @@ class PendoClient:
                 self.stats.requests += 1
                 self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
             try:
-                return self._send(headers, body, what)
+                return self._send(headers, body, what, parse)
             finally:
                 with self._lock:
                     self._in_flight -= 1
 
-    def _send(self, headers: dict, body: dict, what: str) -> list[dict]:
+    def _send(self, headers: dict, body: dict, what: str, parse: Callable[[bytes], Any]):
         url = self.base_url + AGGREGATION_PATH
         try:
             resp = self._session.post(
@@ -234,7 +231,7 @@ class PendoClient:
             data = b"".join(chunks)
             del chunks
             try:
-                rows = self._parse.fn(data)
+                rows = parse(data)
             except ValueError as exc:
                 self._count_bytes(count)
                 raise _Retryable(
