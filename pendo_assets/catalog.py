@@ -66,11 +66,14 @@ class Source:
     raw: bool = False  # raw events: one row per event, timed by browserTime
     app_scoped: bool = True  # takes appId; accounts and visitors are subscription-wide
     grain: tuple[str, ...] = ()  # Pendo fields that together identify an event row
-    required: tuple[str, ...] = ()  # Pendo fields that must never be null
+    # Pendo fields it always sends, never null. Never `appId`: Pendo leaves out fields the
+    # request did not ask about, and a real pageEvents answer has rows without it.
+    required: tuple[str, ...] = ()
     json_fields: frozenset[str] = frozenset()  # objects stored whole as JSON, not flattened
     lookups: tuple[Lookup, ...] = ()
     params: dict = field(default_factory=dict)  # extra source parameters
-    # Raw event sources take `blacklist: "apply"` (Pendo's Exclude List) when it is enabled.
+    # Event sources take `blacklist: "apply"` (Pendo's Exclude List) when it is enabled: Pendo's
+    # own web app sends it on aggregated sources (events, pageEvents) as well as raw ones.
     takes_exclude_list: bool = False
 
     @property
@@ -96,7 +99,13 @@ _AGGREGATED_EVENT_COLUMNS = {
     "server": VARCHAR,
     "remoteIp": VARCHAR,
     "userAgent": VARCHAR,
+    # First and last event of the period (day or hour): measures, not part of the grain.
+    "firstTime": TIMESTAMPTZ,
+    "lastTime": TIMESTAMPTZ,
 }
+# Fields of an aggregated row that describe the period's activity rather than identify the row:
+# merging hour rows into a day sums the counts and takes min/max of the times.
+AGGREGATED_MEASURES = ("numEvents", "numMinutes", "firstTime", "lastTime")
 _AGGREGATED_GRAIN = ("visitorId", "accountId", "appId", "day", "server", "remoteIp", "userAgent")
 
 _RAW_EVENT_COLUMNS = {
@@ -263,8 +272,9 @@ SOURCES: tuple[Source, ...] = (
         columns=dict(_AGGREGATED_EVENT_COLUMNS),
         id_column="visitorId",
         grain=_AGGREGATED_GRAIN,
-        required=("visitorId", "appId", "day"),
+        required=("visitorId", "day"),
         lookups=_WHO,
+        takes_exclude_list=True,
     ),
     Source(
         name="pageEvents",
@@ -275,13 +285,14 @@ SOURCES: tuple[Source, ...] = (
         columns={**_AGGREGATED_EVENT_COLUMNS, "pageId": VARCHAR, "parameters": JSON},
         id_column="pageId",
         grain=(*_AGGREGATED_GRAIN, "pageId", "parameters"),
-        required=("visitorId", "appId", "day", "pageId"),
+        required=("visitorId", "day", "pageId"),
         json_fields=frozenset({"parameters"}),
         lookups=(
             *_WHO,
             Lookup("page_id", "pages", {"page_name": "name", "group_name": "group_name"}),
         ),
         params={"pageId": None},
+        takes_exclude_list=True,
     ),
     Source(
         name="featureEvents",
@@ -292,7 +303,7 @@ SOURCES: tuple[Source, ...] = (
         columns={**_AGGREGATED_EVENT_COLUMNS, "featureId": VARCHAR},
         id_column="featureId",
         grain=(*_AGGREGATED_GRAIN, "featureId"),
-        required=("visitorId", "appId", "day", "featureId"),
+        required=("visitorId", "day", "featureId"),
         lookups=(
             *_WHO,
             Lookup(
@@ -303,6 +314,7 @@ SOURCES: tuple[Source, ...] = (
             Lookup("page_id", "pages", {"page_name": "name"}),
         ),
         params={"featureId": None},
+        takes_exclude_list=True,
     ),
     Source(
         name="trackEvents",
@@ -313,10 +325,11 @@ SOURCES: tuple[Source, ...] = (
         columns={**_AGGREGATED_EVENT_COLUMNS, "trackTypeId": VARCHAR, "properties": JSON},
         id_column="trackTypeId",
         grain=(*_AGGREGATED_GRAIN, "trackTypeId", "properties"),
-        required=("visitorId", "appId", "day", "trackTypeId"),
+        required=("visitorId", "day", "trackTypeId"),
         json_fields=frozenset({"properties"}),
         lookups=(*_WHO, Lookup("track_type_id", "track_types", {"track_type_name": "name"})),
         params={"trackTypeId": None},
+        takes_exclude_list=True,
     ),
     # --- raw events --------------------------------------------------------------------------
     Source(
@@ -329,7 +342,7 @@ SOURCES: tuple[Source, ...] = (
         columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
         id_column="guideId",
         grain=_RAW_GRAIN,
-        required=("visitorId", "appId", "browserTime", "type", "guideId"),
+        required=("visitorId", "browserTime", "type", "guideId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,
     ),
@@ -343,7 +356,7 @@ SOURCES: tuple[Source, ...] = (
         columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
         id_column="pollId",
         grain=(*_RAW_GRAIN, "pollId"),
-        required=("visitorId", "appId", "browserTime", "guideId", "pollId"),
+        required=("visitorId", "browserTime", "guideId", "pollId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,
     ),

@@ -23,12 +23,12 @@ import re
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.emulator.entities import entity_rows, iter_visitors_json
-from pendo_assets.emulator.events import activity
+from pendo_assets.emulator.events import activity, hour_parts
 from pendo_assets.emulator.expressions import (
     Context,
     ExpressionError,
@@ -464,8 +464,14 @@ _OPERATORS: dict[str, Callable[[Any, Context], Step]] = {
 
 
 # --- running ------------------------------------------------------------------------------
-def source_rows(query: Query, sub: Subscription) -> Iterator[dict]:
-    """Rows of the query's source before the pipeline operators (shared: don't mutate)."""
+def source_rows(
+    query: Query, sub: Subscription, hidden: Callable[[date], int] | None = None
+) -> Iterator[dict]:
+    """Rows of the query's source before the pipeline operators (shared: don't mutate).
+
+    ``hidden(day)`` rows at the end of each app's day are left out: events Pendo has not
+    processed yet (live data, see ``Faults.live_days``).
+    """
     params = query.params
     if not query.is_event:
         rows: Iterable[dict] = entity_rows(sub, query.source, query.app_ids)
@@ -489,26 +495,34 @@ def source_rows(query: Query, sub: Subscription) -> Iterator[dict]:
                 if exclude
                 else ()
             )
-            for hour, row in sub.day_rows(query.source, app_id, day):
+            pairs = sub.day_rows(query.source, app_id, day)
+            if hidden is not None and (k := hidden(day)) > 0:
+                pairs = pairs[: max(0, len(pairs) - k)]
+            for hour, row in pairs:
                 if hourly:
                     if raw:
                         if not start <= row["browserTime"] < start + HOUR_MS:
                             continue
-                    elif hour != start:
+                    elif not start - HOUR_MS <= hour <= start:
                         continue
                 if excluded and row["visitorId"] in excluded:
                     continue
                 if filters and any(row.get(k) != v for k, v in filters):
                     continue
                 if hourly and not raw:
-                    row = {k: v for k, v in row.items() if k != "day"}
-                    row["hour"] = hour
+                    # A row may run on from the hour before: yield this hour's part only.
+                    for part_hour, part in hour_parts(hour, row):
+                        if part_hour == start:
+                            yield part
+                    continue
                 yield row
 
 
-def run(query: Query, sub: Subscription) -> Iterator[dict]:
+def run(
+    query: Query, sub: Subscription, hidden: Callable[[date], int] | None = None
+) -> Iterator[dict]:
     """Result rows of a parsed query, lazily."""
-    rows: Iterator[dict] = source_rows(query, sub)
+    rows: Iterator[dict] = source_rows(query, sub, hidden)
     for step in query.steps:
         rows = step(rows)
     return rows

@@ -5,8 +5,11 @@ sessions (server, IP, user agent, volume, and the one UTC hour the session is fi
 Each event source then derives its rows from that activity with its own ``Random``, so any
 (source, app, day) is generated on its own, and sources agree on who was active.
 
-Every day row is filed under exactly one hour, so hourRange answers (rows grouped by hour)
-sum exactly to dayRange answers.
+Every day row is filed under the hour its session starts in. Aggregated rows carry
+``firstTime``/``lastTime`` (first and last event, as real Pendo rows do); about a quarter of
+sessions run on into the next hour, and an hourRange answer then has two rows for them, one
+per hour, with their own counts and times (``hour_parts``). Merged back (sum the counts, min
+and max the times) hour rows equal the day rows exactly.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class Session(NamedTuple):
     num_minutes: int
     seed: int  # shared by guideEvents and pollEvents so they tell the same story
     place: tuple
+    spans: bool = False  # runs on into the next hour (never past the day's last hour)
 
 
 def server_name(sub: Subscription, app_id: int) -> str:
@@ -123,8 +127,10 @@ def activity(sub: Subscription, app_id: int, day: date) -> tuple[Session, ...]:
                     user_agent=user_agent,
                     num_events=num_events,
                     num_minutes=num_minutes,
-                    seed=rng.getrandbits(63),
+                    seed=(seed := rng.getrandbits(63)),
                     place=place,
+                    # From the seed, not another draw, so the generated data stays the same.
+                    spans=hour < hours - 1 and (seed >> 3) & 3 == 0,
                 )
             )
     return tuple(sessions)
@@ -134,10 +140,17 @@ Pairs = list[tuple[int, dict]]  # (hour start ms, row)
 
 
 def _aggregated(s: Session, app_id: int, day_ms: int, num_events: int, num_minutes: int) -> dict:
+    first = s.hour_ms + (s.seed >> 8) % 1_800_000
+    if s.spans and num_events >= 2:
+        last = s.hour_ms + HOUR_MS + (s.seed >> 30) % 1_800_000
+    else:
+        last = first + min(num_minutes * 60_000, 1_700_000) if num_events > 1 else first
     return {
         "accountId": s.account_id,
         "appId": app_id,
         "day": day_ms,
+        "firstTime": first,
+        "lastTime": last,
         "numEvents": num_events,
         "numMinutes": num_minutes,
         "remoteIp": s.remote_ip,
@@ -145,6 +158,32 @@ def _aggregated(s: Session, app_id: int, day_ms: int, num_events: int, num_minut
         "userAgent": s.user_agent,
         "visitorId": s.core.visitor_id,
     }
+
+
+def hour_parts(hour_ms: int, row: dict) -> list[tuple[int, dict]]:
+    """(hour start, hourRange row) pairs of an aggregated day row: one, or two when its
+    activity runs on into the next hour (counts split, each part with its own times)."""
+    out = {k: v for k, v in row.items() if k != "day"}
+    next_hour = hour_ms + HOUR_MS
+    last = row.get("lastTime")
+    if last is None or last < next_hour:
+        return [(hour_ms, {**out, "hour": hour_ms})]
+    n, m = row["numEvents"], row["numMinutes"]
+    first_part = {
+        **out,
+        "numEvents": n - n // 2,
+        "numMinutes": m - m // 2,
+        "lastTime": next_hour - 1_000,
+        "hour": hour_ms,
+    }
+    second_part = {
+        **out,
+        "numEvents": n // 2,
+        "numMinutes": m // 2,
+        "firstTime": next_hour + 1_000,
+        "hour": next_hour,
+    }
+    return [(hour_ms, first_part), (next_hour, second_part)]
 
 
 def _events(sub, app_id, day, sessions, rng) -> Pairs:
@@ -321,6 +360,9 @@ def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tup
         if key not in seen:
             seen.add(key)
             unique.append((hour, row))
+    if sub.stray_raw_events and SOURCES_BY_NAME[source_name].raw:
+        for _, row in unique[: sub.stray_raw_events]:
+            row["browserTime"] -= sub.stray_shift_ms
     for d in sub.drift:
         if d.source == source_name and d.first_day <= day <= d.last_day:
             drng = rng_for(sub.seed, "drift", source_name, d.field, app_id, day.isoformat())

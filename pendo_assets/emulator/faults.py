@@ -32,6 +32,18 @@ class Faults:
     garbage_every: int = 0  # 200 with a non-JSON HTML body
     wrong_timezone: str | None = None  # compute days in this zone instead of the subscription's
     auth_status: int = 401  # 401 with a short body, or 403 with an empty body (real Pendo)
+    # A valid key that may not read these sources: their requests answer 403 (empty body).
+    forbidden_sources: list[str] = dataclasses.field(default_factory=list)
+    # Requests covering more than this many days (or more than this many entity rows, for
+    # entity sources) sleep ``timeout_sleep_s`` first: Pendo's answer time grows with the
+    # window. 0 = off.
+    slow_over_days: int = 0
+    slow_over_rows: int = 0
+    # Live data: days younger than this (by the server's clock, subscription time zone) are
+    # still filling in. Such a day hides ``live_backlog`` of its rows minus one per aggregation
+    # request that touched a young day before, so every answer for it differs from the last.
+    live_days: int = 0
+    live_backlog: int = 40
 
     def update(self, **changes: object) -> Faults:
         """Set fields by name; unknown names raise ``TypeError``."""

@@ -60,6 +60,8 @@ class EmulatorServer:
         self.clock = clock
         self.stats = Stats()
         self.counters = FaultCounters()
+        self._live_lock = threading.Lock()
+        self._live_seen = 0  # aggregation requests that touched a young day (Faults.live_days)
         self._connections: set[socket.socket] = set()
         self._conn_lock = threading.Lock()
         self._httpd = _HTTPServer((host, port), _Handler)
@@ -293,19 +295,46 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exc.status, f"{exc}\n".encode())
             return
         emu.stats.source(query.source)
+        if query.source in (faults.forbidden_sources or ()):
+            self._send(403)  # a valid key without access to this source
+            return
         delay_ms = faults.latency_base_ms + faults.latency_per_day_ms * query.days_asked
         if delay_ms > 0:
             time.sleep(delay_ms / 1000)
+        if faults.slow_over_days and query.days_asked > faults.slow_over_days:
+            time.sleep(faults.timeout_sleep_s)
         encoded = run_encoded(query, sub)
-        rows: Iterator = encoded if encoded is not None else run(query, sub)
+        hidden = self._live_hidden(query, sub, faults)
+        rows: Iterator = encoded if encoded is not None else run(query, sub, hidden)
         limit = faults.memory_limit_rows
-        if limit > 0:
-            head = list(itertools.islice(rows, limit + 1))
-            if len(head) > limit:
+        slow = faults.slow_over_rows if not query.is_event else 0
+        if limit > 0 or slow > 0:
+            cap = max(limit, slow)
+            head = list(itertools.islice(rows, cap + 1))
+            if limit > 0 and len(head) > limit:
                 self._send(400, f"{MEMORY_LIMIT_MESSAGE}\n".encode())
                 return
-            rows = iter(head)
+            if slow > 0 and len(head) > slow:
+                time.sleep(faults.timeout_sleep_s)
+            rows = itertools.chain(head, rows)
         self._stream(rows, truncate, encoded=encoded is not None)
+
+    def _live_hidden(self, query, sub: Subscription, faults: Faults):
+        """Rows each young day still lacks in this answer (``Faults.live_days``), or None."""
+        if faults.live_days <= 0 or not query.is_event:
+            return None
+        today = sub.local_day_of(int(self.emu.clock() * 1000))
+
+        def young(day) -> bool:
+            return (today - day).days < faults.live_days
+
+        if not any(young(sub.local_day_of(p)) for p in query.periods):
+            return None
+        with self.emu._live_lock:
+            seen = self.emu._live_seen
+            self.emu._live_seen += 1
+        missing = max(0, faults.live_backlog - seen)
+        return lambda day: missing if young(day) else 0
 
     def _reset_connection(self) -> None:
         """Drop the connection with a TCP RST: the client sees a reset / disconnect."""

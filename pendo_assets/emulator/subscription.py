@@ -59,6 +59,11 @@ class Subscription:
     n_guides: int = 6  # per app
     n_track_types: int = 5  # per app
     drift: tuple[Drift, ...] = ()
+    # Raw events whose browser clock is off: the first ``stray_raw_events`` guide and poll
+    # events of each app and day carry a browserTime ``stray_shift_ms`` earlier, outside the
+    # day Pendo files (and returns) them under.
+    stray_raw_events: int = 0
+    stray_shift_ms: int = 3 * 3_600_000
 
     def __post_init__(self) -> None:
         # Lists would make the dataclass unhashable (it keys the per-day caches).

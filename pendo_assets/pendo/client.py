@@ -29,7 +29,15 @@ class PendoError(RuntimeError):
 
 
 class PendoAuthError(PendoError):
-    pass
+    """The key itself is refused: every request of the run would fail the same way."""
+
+
+class PendoAccessError(PendoError):
+    """The key works but may not read this source (403 after other requests succeeded)."""
+
+    def __init__(self, message: str, source: str):
+        super().__init__(message)
+        self.source = source
 
 
 class PendoQueryError(PendoError):
@@ -49,6 +57,10 @@ class PendoUnavailableError(PendoError):
     """Retries were exhausted on 429/5xx/timeouts/resets/broken bodies."""
 
 
+class PendoTimeoutError(PendoUnavailableError):
+    """Pendo did not answer in time and the caller asked to split instead of retrying."""
+
+
 @dataclass
 class ClientStats:
     requests: int = 0
@@ -62,10 +74,11 @@ class ClientStats:
 
 
 class _Retryable(Exception):
-    def __init__(self, status: str, retry_after: float | None = None):
+    def __init__(self, status: str, retry_after: float | None = None, timeout: bool = False):
         super().__init__(status)
         self.status = status
         self.retry_after = retry_after
+        self.timeout = timeout  # no answer in time (client read timeout or Pendo's 408)
 
 
 class PendoClient:
@@ -116,36 +129,52 @@ class PendoClient:
         self._session.close()
 
     # -- public ---------------------------------------------------------------------------
-    def aggregate(self, body: dict, what: str, parse: Callable[[bytes], Any] | None = None):
+    def aggregate(
+        self,
+        body: dict,
+        what: str,
+        parse: Callable[[bytes], Any] | None = None,
+        *,
+        split_on_timeout: bool = False,
+    ):
         """Run one aggregation and return its ``results`` rows.
 
         ``what`` names the request in errors ("pageEvents for 2026-10-01"). ``parse`` turns the
         whole body (one day or one page, so bounded) into the result, e.g. a columnar batch;
         it raises ``ValueError`` on a body that is not the JSON Pendo sends, which is retried.
-        The default returns the rows as dicts.
+        The default returns the rows as dicts. With ``split_on_timeout`` a timed-out request is
+        not retried as it is: ``PendoTimeoutError`` lets the caller ask for less (Pendo's
+        answer time grows with the window, so the same request would time out again).
         """
         parse = parse or parse_rows
         if self._auth_error is not None:
             raise self._auth_error
         if self._verified.is_set():
-            return self._with_retries(body, what, parse)
+            return self._with_retries(body, what, parse, split_on_timeout)
         with self._first:
             if self._auth_error is not None:
                 raise self._auth_error
             if not self._verified.is_set():
-                rows = self._with_retries(body, what, parse)
+                rows = self._with_retries(body, what, parse, split_on_timeout)
                 self._verified.set()
                 return rows
-        return self.aggregate(body, what, parse)
+        return self.aggregate(body, what, parse, split_on_timeout=split_on_timeout)
 
     # -- internals ------------------------------------------------------------------------
-    def _with_retries(self, body: dict, what: str, parse: Callable[[bytes], Any]):
+    def _with_retries(
+        self, body: dict, what: str, parse: Callable[[bytes], Any], split_on_timeout: bool
+    ):
         last = ""
         for attempt in range(self.max_retries + 1):
             try:
                 return self._once(body, what, parse)
             except _Retryable as exc:
                 last = exc.status
+                if split_on_timeout and exc.timeout:
+                    raise PendoTimeoutError(
+                        f"Pendo did not answer {what} within {self.timeout_s:g} s "
+                        "(PENDO_REQUEST_TIMEOUT_S)"
+                    ) from None
                 if attempt == self.max_retries:
                     break
                 delay = min(self.backoff_cap_s, self.backoff_base_s * 2**attempt)
@@ -185,12 +214,25 @@ class PendoClient:
                 url, json=body, headers=headers, timeout=(30, self.timeout_s), stream=True
             )
         except requests.Timeout:
-            raise _Retryable("timeout") from None
+            raise _Retryable("timeout", timeout=True) from None
         except requests.ConnectionError as exc:
             raise _Retryable(f"connection error ({type(exc).__name__})") from None
         with resp:
             status = resp.status_code
+            if status == 403 and self._verified.is_set():
+                # The key has been accepted in this run, so it is valid: it may not read this
+                # source. Only this request fails; other sources go on.
+                source = _source_name(body)
+                raise PendoAccessError(
+                    f"the integration key may not read {source} (HTTP 403) at {self.host}, "
+                    f"though it read other sources in this run ({what}). Give the key access "
+                    f"to {source} in Pendo (Settings > Integrations > Integration Keys, or ask "
+                    "a Pendo admin), or leave this asset out of your runs.",
+                    source,
+                )
             if status in (401, 403):
+                # 401 always, 403 before any request succeeded: the key itself is wrong, and
+                # every later request of the run would fail the same way.
                 self._auth_error = PendoAuthError(
                     f"Pendo rejected the integration key (HTTP {status}) for {self.host}: "
                     "check PENDO_INTEGRATION_KEY and PENDO_REGION (a key works only against "
@@ -202,7 +244,7 @@ class PendoClient:
                 text = _short(resp)
                 if status == 408 and MEMORY_LIMIT_TEXT in text.lower():
                     raise PendoMemoryLimitError(f"Pendo: {text} ({what})", status, text)
-                raise _Retryable(f"HTTP {status}", _retry_after(resp))
+                raise _Retryable(f"HTTP {status}", _retry_after(resp), timeout=status == 408)
             if status >= 400:
                 text = _short(resp)
                 cls = (
@@ -245,6 +287,15 @@ class PendoClient:
     def _count_bytes(self, n: int) -> None:
         with self._lock:
             self.stats.bytes += n
+
+
+def _source_name(body: dict) -> str:
+    """The Pendo source a request body reads (for messages)."""
+    try:
+        spec = body["request"]["pipeline"][0]["source"]
+        return next(k for k in spec if k != "timeSeries")
+    except (KeyError, IndexError, TypeError, StopIteration):
+        return "this source"
 
 
 def _short(resp: requests.Response) -> str:

@@ -8,6 +8,7 @@ fails loudly instead of shifting data by a day.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -17,9 +18,14 @@ from zoneinfo import ZoneInfo
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pendo_assets.catalog import DATE, Source
+from pendo_assets.catalog import AGGREGATED_MEASURES, BIGINT, DATE, VARCHAR, Source
 from pendo_assets.pendo import queries
-from pendo_assets.pendo.client import PendoClient, PendoError, PendoMemoryLimitError
+from pendo_assets.pendo.client import (
+    PendoClient,
+    PendoError,
+    PendoMemoryLimitError,
+    PendoTimeoutError,
+)
 from pendo_assets.pendo.days import (
     UTC,
     day_bounds_ms,
@@ -36,6 +42,12 @@ from pendo_assets.pendo.tables import (
 )
 
 ENTITY_PAGE_SIZE = 100_000
+# An entity page that hits Pendo's memory limit or times out is asked again half as big, down
+# to this many rows; below it the source fails naming the page size.
+ENTITY_PAGE_FLOOR = 1_000
+# A wrong time zone shifts every event by whole hours, at most 14; events further out are
+# late or early arrivals that Pendo filed under the day it returned them for.
+MAX_ZONE_SHIFT_MS = 14 * 3_600_000
 
 
 class TimezoneMismatchError(PendoError):
@@ -51,31 +63,86 @@ class FetchOptions:
     days_per_request: int = 1
     max_concurrency: int = 8
     entity_page_size: int = ENTITY_PAGE_SIZE
+    entity_page_floor: int = ENTITY_PAGE_FLOOR
 
 
 # -- entities ------------------------------------------------------------------------------
 
 
+def fill_app_id(table: TypedTable, source: Source, opts: FetchOptions) -> TypedTable:
+    """Rows without ``appId`` get the app the request named, if it named exactly one.
+
+    Pendo leaves out fields it was not asked about (a real pageEvents answer has no ``appId``);
+    with one app asked the row can only be that app's. With several apps, or all of them, the
+    app is unknown and stays NULL.
+    """
+    ids = opts.scope.app_ids
+    if not source.app_scoped or ids is None or len(ids) != 1 or "app_id" in opts.drop_columns:
+        return table
+    t, types = table.table, dict(table.types)
+    if "app_id" not in t.column_names:
+        types["app_id"] = BIGINT
+        col = pa.array([ids[0]] * t.num_rows, pa.int64())
+        return TypedTable(t.append_column("app_id", col), types)
+    col = t.column("app_id")
+    if col.null_count == 0:
+        return table
+    value = ids[0] if types.get("app_id") != VARCHAR else str(ids[0])
+    filled = pc.fill_null(col, pa.scalar(value, col.type))
+    return TypedTable(t.set_column(t.column_names.index("app_id"), "app_id", filled), types)
+
+
 def fetch_entity(client: PendoClient, source: Source, opts: FetchOptions) -> Iterator[TypedTable]:
-    """Yield the entity table in pages (accounts/visitors can be millions of rows)."""
+    """Yield the entity table in pages (accounts/visitors can be millions of rows).
+
+    App tags (pages, features, ...) are at most thousands per app and come in one request;
+    should even that exceed Pendo's memory limit or time out, they are paged like visitors.
+    """
     if source.app_scoped:
-        # Tags are at most thousands per app: one request.
-        batch = client.aggregate(
-            queries.entity_request(source, opts.scope), source.name, parse_batch
-        )
-        yield batch.to_table(source, opts.drop_columns)
-        return
+        try:
+            batch = client.aggregate(
+                queries.entity_request(source, opts.scope),
+                source.name,
+                parse_batch,
+                split_on_timeout=True,
+            )
+        except (PendoMemoryLimitError, PendoTimeoutError):
+            pass
+        else:
+            yield fill_app_id(batch.to_table(source, opts.drop_columns), source, opts)
+            return
+    yield from _fetch_entity_pages(client, source, opts)
+
+
+def _fetch_entity_pages(
+    client: PendoClient, source: Source, opts: FetchOptions
+) -> Iterator[TypedTable]:
     after: str | None = None
     page = 0
+    size = opts.entity_page_size
+    floor = min(opts.entity_page_floor, size)
     while True:
-        body = queries.entity_request(source, opts.scope, after, opts.entity_page_size)
-        batch = client.aggregate(body, f"{source.name} (page {page + 1})", parse_batch)
+        body = queries.entity_request(source, opts.scope, after, size)
+        what = f"{source.name} (page {page + 1}, {size} rows)"
+        try:
+            batch = client.aggregate(body, what, parse_batch, split_on_timeout=size > floor)
+        except (PendoMemoryLimitError, PendoTimeoutError) as exc:
+            if size > floor:
+                size = max(floor, size // 2)  # same page, half as big; later pages stay small
+                continue
+            said = exc.pendo_message if isinstance(exc, PendoMemoryLimitError) else str(exc)
+            raise PendoError(
+                f"{source.name} page {page + 1} (after id {after!r}) still fails at {size} rows "
+                f"per page, the smallest we ask for: {said}. Pendo cannot serve this source in "
+                "pages this small; ask Pendo support about the query limits of your "
+                "subscription."
+            ) from None
         n = len(batch)
         last = batch.values(source.id_column)[n - 1].as_py() if n else None
         if n or page == 0:
-            yield batch.to_table(source, opts.drop_columns)
+            yield fill_app_id(batch.to_table(source, opts.drop_columns), source, opts)
         del batch  # one page in memory at a time
-        if n < opts.entity_page_size:
+        if n < size:
             return
         if last is None or (after is not None and str(last) <= after):
             raise PendoError(
@@ -123,26 +190,31 @@ def _check_days(
 def _check_browser_times(
     batch: Batch, start_ms: int, end_ms: int, opts: FetchOptions, what: str
 ) -> None:
+    """Fail on raw events that show Pendo's days are not the configured zone's days.
+
+    Pendo files a raw event under the day it returns it for (its bucket is the truth), so a
+    few events whose browser clock lies outside the requested days are kept. Only a
+    systematic shift is a time-zone error: most events outside the days, all of them within a
+    zone offset (at most 14 hours) of the requested window.
+    """
     values = batch.values("browserTime")
     if (pa.types.is_int64(values.type) or pa.types.is_float64(values.type)) and len(values):
         inside = pc.and_(pc.greater_equal(values, start_ms), pc.less(values, end_ms))
         if values.null_count == 0 and pc.all(inside).as_py():
             return
-    outside = [
-        t
-        for t in values.to_pylist()
-        if not (isinstance(t, (int, float)) and not isinstance(t, bool) and start_ms <= t < end_ms)
-    ]
-    if outside:
-        first = outside[0]
-        if not isinstance(first, (int, float)):
+    times = values.to_pylist()
+    for t in times:
+        if not isinstance(t, (int, float)) or isinstance(t, bool):
             raise PendoError(
-                f"{what}: a row has no usable `browserTime` ({first!r}); nothing was written"
+                f"{what}: a row has no usable `browserTime` ({t!r}); nothing was written"
             )
-        # Pendo's window started where its own local midnight is; estimate it from the event.
+    outside = [t for t in times if not start_ms <= t < end_ms]
+    near = all(start_ms - MAX_ZONE_SHIFT_MS <= t < end_ms + MAX_ZONE_SHIFT_MS for t in times)
+    if 2 * len(outside) > len(times) and near:
+        first = min(outside)
         raise TimezoneMismatchError(
-            f"{what}: {len(outside)} event(s) fall outside the requested days in "
-            f"{opts.zone_name} (first at "
+            f"{what}: {len(outside)} of {len(times)} event(s) fall outside the requested days "
+            f"in {opts.zone_name} (first at "
             f"{datetime.fromtimestamp(first / 1000, tz=UTC):%Y-%m-%d %H:%M} UTC), "
             "so Pendo's days are not the configured time zone's days. Set PENDO_TIMEZONE to "
             "your Pendo subscription's time zone (Pendo: Settings > Subscription Settings > "
@@ -150,22 +222,37 @@ def _check_browser_times(
         )
 
 
+def _hour_row_key(row: dict) -> tuple:
+    # Every field but the period and its measures identifies the row: the catalog's grain plus
+    # any field Pendo adds (kept apart rather than merged away).
+    skip = ("hour", "day", *AGGREGATED_MEASURES)
+    return tuple(
+        (k, json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else repr(v))
+        for k, v in sorted(row.items())
+        if k not in skip
+    )
+
+
 def _aggregate_hours(rows: list[dict], source: Source, day_ms: int) -> list[dict]:
-    """Re-aggregate hourRange rows of one day to day rows (sum numEvents/numMinutes)."""
+    """Merge hourRange rows of one day into day rows, as a dayRange answer would have them:
+    numEvents/numMinutes summed, firstTime the earliest, lastTime the latest."""
     out: dict[tuple, dict] = {}
     for r in rows:
         r = dict(r)
         r.pop("hour", None)
         r["day"] = day_ms
-        key = tuple(
-            (k, repr(v)) for k, v in sorted(r.items()) if k not in ("numEvents", "numMinutes")
-        )
+        key = _hour_row_key(r)
         acc = out.get(key)
         if acc is None:
             out[key] = r
-        else:
-            acc["numEvents"] = (acc.get("numEvents") or 0) + (r.get("numEvents") or 0)
-            acc["numMinutes"] = (acc.get("numMinutes") or 0) + (r.get("numMinutes") or 0)
+            continue
+        for f in ("numEvents", "numMinutes"):
+            if f in acc or f in r:
+                acc[f] = (acc.get(f) or 0) + (r.get(f) or 0)
+        for f, pick in (("firstTime", min), ("lastTime", max)):
+            got = [v for v in (acc.get(f), r.get(f)) if isinstance(v, (int, float))]
+            if got:
+                acc[f] = pick(got)
     return list(out.values())
 
 
@@ -194,14 +281,21 @@ def _fetch_day_by_hours(
 def fetch_window(
     client: PendoClient, source: Source, days: list[date], opts: FetchOptions
 ) -> dict[date, TypedTable]:
-    """Fetch consecutive days in one request and split the rows back into days."""
+    """Fetch consecutive days in one request and split the rows back into days.
+
+    A window that exceeds Pendo's memory limit, or times out, is asked again a day at a time;
+    a single day over the memory limit is asked hour by hour.
+    """
     first_ms = local_midnight_ms(days[0], opts.zone)
     what = f"{source.name} for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
     try:
         batch = client.aggregate(
-            queries.event_request(source, opts.scope, first_ms, len(days)), what, parse_batch
+            queries.event_request(source, opts.scope, first_ms, len(days)),
+            what,
+            parse_batch,
+            split_on_timeout=len(days) > 1,
         )
-    except PendoMemoryLimitError:
+    except (PendoMemoryLimitError, PendoTimeoutError):
         if len(days) > 1:
             out: dict[date, TypedTable] = {}
             for d in days:
@@ -231,20 +325,29 @@ def split_days(
         _, end_ms = day_bounds_ms(days[-1], opts.zone)
         _check_browser_times(batch, start_ms, end_ms, opts, what)
         table = batch.to_table(source, opts.drop_columns)
-        local = (
-            pc.local_timestamp(
-                table.table.column("browser_time").cast(pa.timestamp("ms", tz=opts.zone_name))
+        if len(days) == 1:
+            # Pendo returned these events for this day: they belong to it.
+            day_values = pa.array([days[0]] * table.num_rows, pa.date32())
+        else:
+            # No bucket per row in a multi-day answer: the local day of browserTime, kept
+            # inside the window (an event just outside belongs to the window's nearest day).
+            local = (
+                pc.local_timestamp(
+                    table.table.column("browser_time").cast(pa.timestamp("ms", tz=opts.zone_name))
+                )
+                if table.num_rows
+                else pa.array([], pa.timestamp("ms"))
             )
-            if table.num_rows
-            else pa.array([], pa.timestamp("ms"))
-        )
-        day_values = pc.cast(local, pa.date32())
+            day_values = pc.cast(local, pa.date32())
+            lo, hi = pa.scalar(days[0], pa.date32()), pa.scalar(days[-1], pa.date32())
+            day_values = pc.min_element_wise(pc.max_element_wise(day_values, lo), hi)
         table = TypedTable(
             table.table.append_column(day_col, day_values), {**table.types, day_col: DATE}
         )
     else:
         row_days = _check_days(source, batch, _day_ms_map(days, opts.zone), opts, what)
         table = batch.to_table(source, opts.drop_columns, extra={day_col: (DATE, row_days)})
+    table = fill_app_id(table, source, opts)
     if len(days) == 1:
         return {days[0]: table}
     out = {}
