@@ -18,6 +18,7 @@ from pendo_assets.assets.raw import raw_assets
 from pendo_assets.assets.report import build_report_asset
 from pendo_assets.automation import build_automation
 from pendo_assets.checks import all_checks
+from pendo_assets.clock import Clock, system_clock
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings, load_settings
@@ -27,7 +28,8 @@ DEMO_KEY = "demo-key"
 log = logging.getLogger("pendo_assets")
 
 
-def build_definitions(settings: Settings) -> dg.Definitions:
+def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Definitions:
+    """``clock`` is "now" for checks that depend on a day's age (tests pin it)."""
     partitions = daily_partitions(settings)
     if os.environ.get("PENDO_INTEGRATION_KEY", "").strip():
         key = dg.EnvVar("PENDO_INTEGRATION_KEY")
@@ -54,7 +56,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     schedules, sensors = build_automation(settings, assets, partitions)
     return dg.Definitions(
         assets=assets,
-        asset_checks=all_checks(settings),
+        asset_checks=all_checks(settings, clock),
         schedules=schedules,
         sensors=sensors,
         resources={

@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import PrivateAttr
 
 from pendo_assets.pendo.client import PendoClient
-from pendo_assets.pendo.fetch import ENTITY_PAGE_SIZE, FetchOptions
+from pendo_assets.pendo.fetch import ENTITY_PAGE_FLOOR, ENTITY_PAGE_SIZE, FetchOptions
 from pendo_assets.pendo.queries import Scope
 from pendo_assets.settings import Settings, parse_app_ids
 
@@ -33,6 +33,7 @@ class PendoResource(dg.ConfigurableResource):
     max_retries: int = 6
     backoff_base_s: float = 1.0
     entity_page_size: int = ENTITY_PAGE_SIZE
+    entity_page_floor: int = ENTITY_PAGE_FLOOR
 
     _client: PendoClient | None = PrivateAttr(default=None)
 
@@ -85,4 +86,5 @@ class PendoResource(dg.ConfigurableResource):
             days_per_request=self.days_per_request,
             max_concurrency=self.max_concurrency,
             entity_page_size=self.entity_page_size,
+            entity_page_floor=self.entity_page_floor,
         )

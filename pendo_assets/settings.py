@@ -34,6 +34,8 @@ DEFAULT_DUCKDB_PATH = "data/pendo_warehouse.duckdb"
 # DuckDB's own default is 80% of RAM; a cap makes long ranges spill to disk instead.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 MAX_DAYS_PER_REQUEST = 30  # Pendo asks for at most 30 days per aggregation call
+# Pendo processes events hourly, some arrive days late, and a day is final after about 9 days.
+DEFAULT_FINAL_AFTER_DAYS = 9
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
@@ -57,6 +59,7 @@ class Settings:
     max_concurrency: int
     days_per_request: int
     lookback_days: int
+    final_after_days: int  # days older than this are final at Pendo: reconciliation blocks
     request_timeout_s: float
     max_retries: int
     retry_backoff_s: float
@@ -273,6 +276,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         max_concurrency=_number(env, "PENDO_MAX_CONCURRENCY", 8, 1, 64),
         days_per_request=_number(env, "PENDO_DAYS_PER_REQUEST", 1, 1, MAX_DAYS_PER_REQUEST),
         lookback_days=_number(env, "PENDO_LOOKBACK_DAYS", 10, 1, 90),
+        final_after_days=_number(env, "PENDO_FINAL_AFTER_DAYS", DEFAULT_FINAL_AFTER_DAYS, 0, 90),
         request_timeout_s=float(_number(env, "PENDO_REQUEST_TIMEOUT_S", 300, 1, 3600)),
         max_retries=_number(env, "PENDO_MAX_RETRIES", 6, 0, 20),
         retry_backoff_s=_number(env, "PENDO_RETRY_BACKOFF_S", 1.0, 0.0, 60.0),

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +23,9 @@ TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find 
 TIMEZONE = "America/New_York"
 FIRST_DAY = date(2026, 9, 1)
 LAST_DAY = date(2026, 11, 20)
+# "Now" for every project a test builds: days before 2026-11-16 are final at Pendo (default
+# PENDO_FINAL_AFTER_DAYS=9), so no test depends on today's date.
+NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
 
 
 def small_subscription(**overrides) -> Subscription:
@@ -163,7 +166,7 @@ def materialize_command(
     return cmd
 
 
-def project_env(server: EmulatorServer, tmp_path: Path, **extra: str) -> dict[str, str]:
+def project_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {
         "PENDO_INTEGRATION_KEY": TEST_KEY,
         "PENDO_BASE_URL": server.url,
@@ -183,12 +186,13 @@ def project_env(server: EmulatorServer, tmp_path: Path, **extra: str) -> dict[st
 def make_project(tmp_path, monkeypatch):
     instances = []
 
-    def make(server: EmulatorServer, **extra: str) -> Project:
+    def make(server, *, now: datetime = NOW, **extra: str) -> Project:
+        """A project on ``server`` (anything with a ``url``), its clock pinned to ``now``."""
         env = project_env(server, tmp_path, **extra)
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
-        defs = build_definitions(load_settings(env))
+        defs = build_definitions(load_settings(env), clock=lambda: now)
         instance = dg.DagsterInstance.ephemeral()
         instances.append(instance)
         return Project(env, defs, instance, env["PENDO_DUCKDB_PATH"])

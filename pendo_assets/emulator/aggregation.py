@@ -518,11 +518,32 @@ def source_rows(
                 yield row
 
 
+class MemoryLimitExceeded(AggregationError):
+    """The query read more source rows than ``Faults.memory_limit_rows`` allows."""
+
+
+def _bounded(rows: Iterator[dict], limit: int) -> Iterator[dict]:
+    for n, row in enumerate(rows, 1):
+        if n > limit:
+            raise MemoryLimitExceeded("Query exceeded memory limit")
+        yield row
+
+
 def run(
-    query: Query, sub: Subscription, hidden: Callable[[date], int] | None = None
+    query: Query,
+    sub: Subscription,
+    hidden: Callable[[date], int] | None = None,
+    max_source_rows: int = 0,
 ) -> Iterator[dict]:
-    """Result rows of a parsed query, lazily."""
+    """Result rows of a parsed query, lazily.
+
+    ``max_source_rows`` > 0: reading more event rows than that from the source raises
+    ``MemoryLimitExceeded``, as Pendo's memory limit depends on what a query reads, not on
+    what it answers (a ``group`` of one huge day is one row, and still too big).
+    """
     rows: Iterator[dict] = source_rows(query, sub, hidden)
+    if max_source_rows > 0:
+        rows = _bounded(rows, max_source_rows)
     for step in query.steps:
         rows = step(rows)
     return rows

@@ -22,9 +22,9 @@ class Faults:
     fail_every: int = 0
     fail_status: int = 429  # 429 (with Retry-After) or 500
     retry_after_s: float = 1  # Retry-After header value in seconds (fractions allowed)
-    memory_limit_rows: int = (
-        0  # >0: results with more rows answer 400 "Query exceeded memory limit"
-    )
+    # >0: answer 400 "Query exceeded memory limit" when an event query reads more source rows
+    # than this (whatever its pipeline makes of them), or an entity query answers more rows.
+    memory_limit_rows: int = 0
     timeout_every: int = 0
     timeout_sleep_s: float = 5.0  # sleep before answering (client read timeouts)
     reset_every: int = 0  # close the socket without answering (connection reset)

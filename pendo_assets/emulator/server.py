@@ -22,7 +22,13 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pendo_assets.emulator.aggregation import AggregationError, parse_request, run, run_encoded
+from pendo_assets.emulator.aggregation import (
+    AggregationError,
+    MemoryLimitExceeded,
+    parse_request,
+    run,
+    run_encoded,
+)
 from pendo_assets.emulator.faults import FaultCounters, Faults
 from pendo_assets.emulator.stats import Stats
 from pendo_assets.emulator.subscription import Subscription
@@ -305,18 +311,28 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(faults.timeout_sleep_s)
         encoded = run_encoded(query, sub)
         hidden = self._live_hidden(query, sub, faults)
-        rows: Iterator = encoded if encoded is not None else run(query, sub, hidden)
         limit = faults.memory_limit_rows
-        slow = faults.slow_over_rows if not query.is_event else 0
-        if limit > 0 or slow > 0:
-            cap = max(limit, slow)
-            head = list(itertools.islice(rows, cap + 1))
-            if limit > 0 and len(head) > limit:
+        if query.is_event and limit <= 0:
+            rows: Iterator = run(query, sub, hidden)
+        elif query.is_event:
+            # Events: the limit is on the rows the query reads (a day's answer is bounded).
+            try:
+                rows = iter(list(run(query, sub, hidden, max_source_rows=limit)))
+            except MemoryLimitExceeded:
                 self._send(400, f"{MEMORY_LIMIT_MESSAGE}\n".encode())
                 return
-            if slow > 0 and len(head) > slow:
-                time.sleep(faults.timeout_sleep_s)
-            rows = itertools.chain(head, rows)
+        else:
+            # Entities: on the rows it answers (a page of visitors, not the whole table).
+            rows = encoded if encoded is not None else run(query, sub, hidden)
+            slow = faults.slow_over_rows
+            if limit > 0 or slow > 0:
+                head = list(itertools.islice(rows, max(limit, slow) + 1))
+                if limit > 0 and len(head) > limit:
+                    self._send(400, f"{MEMORY_LIMIT_MESSAGE}\n".encode())
+                    return
+                if slow > 0 and len(head) > slow:
+                    time.sleep(faults.timeout_sleep_s)
+                rows = itertools.chain(head, rows)
         self._stream(rows, truncate, encoded=encoded is not None)
 
     def _live_hidden(self, query, sub: Subscription, faults: Faults):

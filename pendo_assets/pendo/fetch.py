@@ -45,9 +45,10 @@ ENTITY_PAGE_SIZE = 100_000
 # An entity page that hits Pendo's memory limit or times out is asked again half as big, down
 # to this many rows; below it the source fails naming the page size.
 ENTITY_PAGE_FLOOR = 1_000
-# A wrong time zone shifts every event by whole hours, at most 14; events further out are
-# late or early arrivals that Pendo filed under the day it returned them for.
-MAX_ZONE_SHIFT_MS = 14 * 3_600_000
+# With a wrong time zone Pendo answers its own local day containing our `first` (it rounds
+# `first` down), so every event moves by whole hours: up to a day plus a zone offset (14 h).
+# Events further out are late arrivals Pendo filed under the day it returned them for.
+MAX_ZONE_SHIFT_MS = (24 + 14) * 3_600_000
 
 
 class TimezoneMismatchError(PendoError):
@@ -194,8 +195,8 @@ def _check_browser_times(
 
     Pendo files a raw event under the day it returns it for (its bucket is the truth), so a
     few events whose browser clock lies outside the requested days are kept. Only a
-    systematic shift is a time-zone error: most events outside the days, all of them within a
-    zone offset (at most 14 hours) of the requested window.
+    systematic shift is a time-zone error: most events outside the days, all of them within
+    a day and a zone offset of the requested window.
     """
     values = batch.values("browserTime")
     if (pa.types.is_int64(values.type) or pa.types.is_float64(values.type)) and len(values):

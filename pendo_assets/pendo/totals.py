@@ -10,10 +10,14 @@ from datetime import date
 
 from pendo_assets.catalog import Source
 from pendo_assets.pendo import queries
-from pendo_assets.pendo.client import PendoClient, PendoError, PendoMemoryLimitError
+from pendo_assets.pendo.client import (
+    PendoClient,
+    PendoError,
+    PendoMemoryLimitError,
+    PendoTimeoutError,
+)
 from pendo_assets.pendo.days import describe_offset, local_midnight_ms, windows
 from pendo_assets.pendo.fetch import FetchOptions
-from pendo_assets.settings import MAX_DAYS_PER_REQUEST
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,8 @@ def _window_totals(
     what = f"{source.name} totals for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
     body = queries.totals_request(source, opts.scope, first_ms, len(days))
     try:
-        rows = client.aggregate(body, what)
-    except PendoMemoryLimitError:
+        rows = client.aggregate(body, what, split_on_timeout=len(days) > 1)
+    except (PendoMemoryLimitError, PendoTimeoutError):
         if len(days) == 1:
             raise
         out: dict[date, DayTotals] = {}
@@ -56,12 +60,36 @@ def _window_totals(
 def pendo_day_totals(
     client: PendoClient, source: Source, days: list[date], opts: FetchOptions
 ) -> dict[date, DayTotals]:
-    """{day: totals} for every day; aggregated sources in windows of up to 30 days."""
-    size = 1 if source.raw else MAX_DAYS_PER_REQUEST
+    """{day: totals} for every day, or the first window's ``PendoError``."""
+    totals, failures = try_day_totals(client, source, days, opts)
+    if failures:
+        raise failures[0][1]
+    return totals
+
+
+def try_day_totals(
+    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+) -> tuple[dict[date, DayTotals], list[tuple[list[date], PendoError]]]:
+    """Pendo's totals of every day it could answer, and the windows it could not (with why).
+
+    Aggregated sources are asked in windows of ``PENDO_DAYS_PER_REQUEST`` days, like loads; a
+    window over the memory limit or timing out is asked a day at a time. Raw sources are
+    counted a day at a time.
+    """
+    size = 1 if source.raw else opts.days_per_request
+
+    def one(w: list[date]) -> tuple[list[date], dict[date, DayTotals] | PendoError]:
+        try:
+            return w, _window_totals(client, source, w, opts)
+        except PendoError as exc:
+            return w, exc
+
     out: dict[date, DayTotals] = {}
+    failures: list[tuple[list[date], PendoError]] = []
     with ThreadPoolExecutor(max_workers=opts.max_concurrency) as pool:
-        for part in pool.map(
-            lambda w: _window_totals(client, source, w, opts), windows(sorted(days), size)
-        ):
-            out.update(part)
-    return out
+        for w, part in pool.map(one, windows(sorted(days), size)):
+            if isinstance(part, PendoError):
+                failures.append((w, part))
+            else:
+                out.update(part)
+    return out, failures

@@ -1,0 +1,122 @@
+"""Mart and rollup checks: grain and tie-out with the raw tables (both blocking)."""
+
+from collections.abc import Iterator
+from datetime import date
+
+import dagster as dg
+
+from pendo_assets.checks.shared import (
+    GRAIN,
+    TIES_OUT,
+    check_days,
+    day_span,
+    exists,
+    missing_table,
+    name_days,
+)
+from pendo_assets.marts.models import MARTS, Mart, tie_out_sql
+from pendo_assets.warehouse.io_manager import WarehouseResource
+from pendo_assets.warehouse.store import Warehouse, markdown_table
+
+
+def mart_key(mart: Mart) -> dg.AssetKey:
+    schema, table = mart.table.split(".")
+    return dg.AssetKey([schema, table])
+
+
+def build_mart_checks(mart: Mart) -> dg.AssetChecksDefinition:
+    key = mart_key(mart)
+    specs = [
+        dg.AssetCheckSpec(
+            GRAIN,
+            asset=key,
+            blocking=True,
+            description=f"One row per ({', '.join(mart.grain)}).",
+        ),
+        dg.AssetCheckSpec(
+            TIES_OUT,
+            asset=key,
+            blocking=True,
+            additional_deps=sorted(
+                {dg.AssetKey(t.raw_table.split(".")) for t in mart.tie_outs},
+                key=lambda k: k.to_user_string(),
+            ),
+            description="Totals equal the raw tables': "
+            + "; ".join(f"{t.mart_expr} = {t.raw_expr} of {t.raw_table}" for t in mart.tie_outs),
+        ),
+    ]
+
+    @dg.multi_asset_check(specs=specs, name=f"{key.path[0]}_{key.path[-1]}_checks")
+    def _checks(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.AssetCheckResult]:
+        wh = warehouse.warehouse
+        schema, table = mart.table.split(".")
+        if not exists(wh, schema, table):
+            for spec in specs:
+                yield missing_table(key, spec.name)
+            return
+        days = check_days(context, wh, mart.table) if mart.daily else None
+        where, params = ("WHERE day BETWEEN ? AND ?", day_span(days)) if days else ("", [])
+        dupes = wh.query(
+            f"SELECT {', '.join(mart.grain)}, count(*) FROM {mart.table} {where} "
+            f"GROUP BY ALL HAVING count(*) > 1 LIMIT 20",
+            params,
+        )
+        yield dg.AssetCheckResult(
+            asset_key=key,
+            check_name=GRAIN,
+            passed=not dupes,
+            metadata={"duplicated_keys": dg.MetadataValue.json([list(map(str, r)) for r in dupes])},
+            description=f"{len(dupes)} duplicated keys" if dupes else "Grain unique",
+        )
+        yield _tie_out_result(wh, mart, key, days)
+
+    return _checks
+
+
+def _tie_out_result(wh: Warehouse, mart: Mart, key, days: list[date] | None):
+    rows, bad_days, bad_labels = [], set(), []
+    for tie in mart.tie_outs:
+        if mart.daily:
+            if not days:
+                continue
+            for d, ours, raw in wh.query(tie_out_sql(mart, tie, by_day=True), day_span(days)):
+                if d not in set(days):
+                    continue
+                ok = ours == raw
+                rows.append((str(d), tie.label, int(ours), int(raw), "ok" if ok else "DIFFERS"))
+                if not ok:
+                    bad_days.add(d)
+                    if tie.label not in bad_labels:
+                        bad_labels.append(tie.label)
+        else:
+            ((ours, raw),) = wh.query(tie_out_sql(mart, tie, by_day=False))
+            ok = ours == raw
+            rows.append(("all", tie.label, int(ours), int(raw), "ok" if ok else "DIFFERS"))
+            if not ok:
+                bad_labels.append(tie.label)
+    passed = not bad_labels
+    header = ["day", "total", mart.name, "raw", "result"]
+    if passed:
+        desc = f"{', '.join(t.label for t in mart.tie_outs)} tie out with the raw tables"
+    elif mart.daily:
+        desc = (
+            f"{', '.join(bad_labels)} differ from the raw tables on {name_days(sorted(bad_days))}"
+        )
+    else:
+        desc = f"{', '.join(bad_labels)} differ from the raw tables"
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=TIES_OUT,
+        passed=passed,
+        metadata={
+            "totals": dg.MetadataValue.md(markdown_table(header, rows)),
+            "failed_days": dg.MetadataValue.json([d.isoformat() for d in sorted(bad_days)]),
+        },
+        description=desc,
+    )
+
+
+def all_mart_checks() -> list[dg.AssetChecksDefinition]:
+    return [build_mart_checks(m) for m in MARTS]

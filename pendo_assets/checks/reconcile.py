@@ -1,0 +1,166 @@
+"""Reconciliation of the raw event tables with Pendo's own per-day totals.
+
+Pendo's data is live: events are processed hourly, some arrive hours or days late, and a day
+is final only after about nine days (``PENDO_FINAL_AFTER_DAYS``). So:
+
+- a **final** day (older than ``PENDO_FINAL_AFTER_DAYS``) that differs is an ERROR, and the
+  check blocks what depends on it;
+- a **young** day that differs is asked once more; a difference that remains is a WARN with
+  both numbers in the metadata, never blocking (the morning refresh reloads young days);
+- a totals query Pendo cannot answer (after its own retries and splitting) is a WARN
+  "could not reconcile <days>: <reason>", not a crashed step.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import dagster as dg
+
+from pendo_assets.catalog import Source
+from pendo_assets.checks.shared import RECONCILES, day_span, name_days
+from pendo_assets.clock import Clock
+from pendo_assets.pendo.totals import DayTotals, try_day_totals
+from pendo_assets.resources import PendoResource
+from pendo_assets.settings import Settings
+from pendo_assets.warehouse.store import Warehouse, markdown_table
+
+
+def final_days(days: list[date], settings: Settings, clock: Clock) -> set[date]:
+    """The days Pendo no longer changes: older than ``PENDO_FINAL_AFTER_DAYS`` by ``clock``."""
+    today = clock().astimezone(settings.zone).date()
+    return {d for d in days if (today - d).days > settings.final_after_days}
+
+
+def _equal(source: Source, ours: tuple, theirs: DayTotals) -> bool:
+    n, s = ours
+    return n == theirs.rows and (source.raw or int(s) == theirs.num_events)
+
+
+def reconcile_result(
+    wh: Warehouse,
+    source: Source,
+    key: dg.AssetKey,
+    fq: str,
+    days: list[date],
+    pendo: PendoResource,
+    settings: Settings,
+    clock: Clock,
+) -> dg.AssetCheckResult:
+    sums = "coalesce(sum(num_events), 0)" if not source.raw else "NULL"
+    found = wh.query(
+        f"SELECT day, count(*), {sums} FROM {fq} WHERE day BETWEEN ? AND ? GROUP BY day",
+        day_span(days),
+    )
+    empty = (0, 0 if not source.raw else None)
+    ours = {d: (n, s) for d, n, s in found}
+    final = final_days(days, settings, clock)
+    theirs, failures = try_day_totals(pendo.client, source, days, pendo.options)
+    differing = [
+        d for d in days if d in theirs and not _equal(source, ours.get(d, empty), theirs[d])
+    ]
+    # Young days still move at Pendo: ask once more before calling it a difference.
+    young = [d for d in differing if d not in final]
+    again: dict[date, DayTotals] = {}
+    if young:
+        again, more_failures = try_day_totals(pendo.client, source, young, pendo.options)
+        failures += more_failures
+    still_young = [
+        d for d in young if d in again and not _equal(source, ours.get(d, empty), again[d])
+    ]
+    bad_final = [d for d in differing if d in final]
+    not_asked = sorted(d for w, _ in failures for d in w if d not in theirs or d in young)
+
+    rows = []
+    for d in days:
+        n, s = ours.get(d, empty)
+        t, t2 = theirs.get(d), again.get(d)
+        if t is None:
+            result = "could not ask Pendo"
+        elif d in bad_final:
+            result = "DIFFERS (final)"
+        elif d in still_young:
+            result = "differs (young, still changing)"
+        else:
+            result = "ok"
+        rows.append(
+            (
+                str(d),
+                "final" if d in final else "young",
+                n,
+                t.rows if t else "-",
+                "-" if source.raw else s,
+                "-" if source.raw or t is None else t.num_events,
+                f"{t2.rows} / {'-' if source.raw else t2.num_events}" if t2 else "-",
+                result,
+            )
+        )
+    header = [
+        "day",
+        "age",
+        "warehouse rows",
+        "Pendo rows",
+        "warehouse numEvents",
+        "Pendo numEvents",
+        "Pendo asked again (rows / numEvents)",
+        "result",
+    ]
+    young_meta = [
+        {
+            "day": d.isoformat(),
+            "warehouse_rows": ours.get(d, empty)[0],
+            "pendo_rows": again[d].rows,
+            "warehouse_num_events": ours.get(d, empty)[1],
+            "pendo_num_events": again[d].num_events,
+            "pendo_rows_first_ask": theirs[d].rows,
+        }
+        for d in still_young
+    ]
+    why = "; ".join(
+        f"could not reconcile {name_days(w)}: {exc}"
+        for w, exc in failures
+        if set(w) - set(theirs) or set(w) & set(young)
+    )
+    parts = []
+    if bad_final:
+        parts.append(
+            f"Warehouse differs from Pendo on {name_days(bad_final)} (final days, older than "
+            f"PENDO_FINAL_AFTER_DAYS={settings.final_after_days}): re-materialize them; if they "
+            "still differ, Pendo changed history (a new tag reprocesses it)"
+        )
+    if still_young:
+        parts.append(
+            f"Young days still changing at Pendo: {name_days(still_young)} differ from Pendo "
+            f"even when asked again (expected within {settings.final_after_days} days; the "
+            "daily refresh reloads them)"
+        )
+    if why:
+        parts.append(why)
+    if bad_final:
+        severity, passed = dg.AssetCheckSeverity.ERROR, False
+    elif still_young or not_asked:
+        severity, passed = dg.AssetCheckSeverity.WARN, False
+    else:
+        severity, passed = dg.AssetCheckSeverity.ERROR, True
+        young_equal = [d for d in days if d not in final]
+        parts.append(
+            f"Row counts{'' if source.raw else ' and numEvents'} equal Pendo's on all "
+            f"{len(days)} days" + (f" ({len(young_equal)} young)" if young_equal else "")
+        )
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=RECONCILES,
+        passed=passed,
+        severity=severity,
+        metadata={
+            "days": dg.MetadataValue.md(markdown_table(header, rows)),
+            "days_checked": dg.MetadataValue.int(len(days)),
+            "final_after_days": dg.MetadataValue.int(settings.final_after_days),
+            "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_final]),
+            "young_days_differing": dg.MetadataValue.json(young_meta),
+            "days_not_reconciled": dg.MetadataValue.json([d.isoformat() for d in not_asked]),
+            "warehouse_rows": dg.MetadataValue.int(sum(v[0] for v in ours.values())),
+            "pendo_rows": dg.MetadataValue.int(sum(t.rows for t in theirs.values())),
+        },
+        description=". ".join(parts),
+    )

@@ -1,0 +1,82 @@
+"""What every check module shares: check names, the days a run covers, naming days."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+
+from pendo_assets.warehouse.store import Warehouse, markdown_table
+
+MAX_DAYS_NAMED = 20  # failure descriptions name at most this many days
+
+GRAIN = "grain_is_unique"
+REQUIRED = "required_ids_present"
+RECONCILES = "reconciles_with_pendo"
+UNKNOWN = "known_ids_share"
+COMPLETE = "no_missing_days"
+FRESH = "is_fresh"
+UNIQUE_IDS = "ids_are_unique"
+TIES_OUT = "ties_out_with_raw"
+# Checks that only ever warn: they never return ERROR, whatever happens.
+WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, FRESH})
+
+
+def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:
+    """The days the run materialized (partition range or single partition), or None."""
+    tags = context.run.tags
+    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    if start and end:
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    if tags.get(PARTITION_NAME_TAG):
+        return [date.fromisoformat(tags[PARTITION_NAME_TAG])]
+    return None
+
+
+def fq_name(schema: str, table: str) -> str:
+    return f"{schema}.{table}"
+
+
+def exists(wh: Warehouse, schema: str, table: str) -> bool:
+    return wh.exists(schema, table)
+
+
+def days_in(wh: Warehouse, fq: str) -> list[date]:
+    return [d for (d,) in wh.query(f"SELECT DISTINCT day FROM {fq} ORDER BY 1")]
+
+
+def check_days(context, wh: Warehouse, fq: str) -> list[date]:
+    days = run_days(context)
+    return days if days is not None else days_in(wh, fq)
+
+
+def name_days(days: list[date]) -> str:
+    names = ", ".join(d.isoformat() for d in days[:MAX_DAYS_NAMED])
+    more = len(days) - MAX_DAYS_NAMED
+    return names + (f" and {more} more" if more > 0 else "")
+
+
+def bad_days_md(header: list[str], rows: list[tuple]) -> dg.MetadataValue:
+    return dg.MetadataValue.md(markdown_table(header, rows) if rows else "(none)")
+
+
+def day_span(days: list[date]) -> list:
+    return [min(days), max(days)]
+
+
+def missing_table(key: dg.AssetKey, name: str) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=name,
+        passed=False,
+        severity=dg.AssetCheckSeverity.WARN
+        if name in WARNING_ONLY
+        else dg.AssetCheckSeverity.ERROR,
+        description=f"{key.to_user_string()} is not in the warehouse yet: materialize it first.",
+    )
