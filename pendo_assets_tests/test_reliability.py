@@ -174,7 +174,7 @@ def test_memory_limit_falls_back_to_hours_and_lands_exactly(
     # same rows and are refused too: reconciliation warns instead of crashing the check step.
     assert by_source.get("400") == 2
     (recon,) = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == "reconciles_with_pendo"
+        e for e in result.get_asset_check_evaluations() if e.check_name == "reconciles_young_days"
     ]
     assert not recon.passed and recon.severity == dg.AssetCheckSeverity.WARN
     assert f"could not reconcile {day}: " in recon.description

@@ -20,6 +20,8 @@ from pendo_assets.checks.shared import (
     RECONCILES,
     REQUIRED,
     UNKNOWN,
+    WARNING_ONLY,
+    YOUNG,
     bad_days_md,
     check_days,
     day_span,
@@ -183,10 +185,15 @@ def build_raw_event_checks(
             RECONCILES,
             asset=key,
             blocking=True,
-            description="Each day's row count (and sum of numEvents) equals what Pendo's own "
-            "aggregation (count / group by day) reports for the same filters. Blocks on final "
-            f"days (older than PENDO_FINAL_AFTER_DAYS={settings.final_after_days}); a young day "
-            "that still differs when asked again, or totals Pendo cannot answer, only warn.",
+            description="Each final day's row count (and sum of numEvents) equals what Pendo's "
+            "own aggregation (count / group by day) reports for the same filters. Final: older "
+            f"than PENDO_FINAL_AFTER_DAYS={settings.final_after_days} days.",
+        ),
+        dg.AssetCheckSpec(
+            YOUNG,
+            asset=key,
+            description="Young days (Pendo still processes late events) agree with Pendo's "
+            "totals when asked again, and Pendo could answer every totals query (warning).",
         ),
         dg.AssetCheckSpec(
             COMPLETE,
@@ -233,18 +240,18 @@ def build_raw_event_checks(
         if days:
             yield _grain_result(wh, source, key, fq, days, present)
             yield _required_result(wh, source, key, fq, days, present)
-            yield reconcile_result(wh, source, key, fq, days, pendo, settings, clock)
+            yield from reconcile_result(wh, source, key, fq, days, pendo, settings, clock)
             if any(s.name == UNKNOWN for s in specs):
                 yield _unknown_result(wh, source, key, fq, days, present)
         else:
-            for name in (GRAIN, REQUIRED, RECONCILES, UNKNOWN):
+            for name in (GRAIN, REQUIRED, RECONCILES, YOUNG, UNKNOWN):
                 if any(s.name == name for s in specs):
                     yield dg.AssetCheckResult(
                         asset_key=key,
                         check_name=name,
                         passed=True,
                         severity=dg.AssetCheckSeverity.WARN
-                        if name == UNKNOWN
+                        if name in WARNING_ONLY
                         else dg.AssetCheckSeverity.ERROR,
                         description="No days",
                     )

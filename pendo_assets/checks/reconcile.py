@@ -3,12 +3,17 @@
 Pendo's data is live: events are processed hourly, some arrive hours or days late, and a day
 is final only after about nine days (``PENDO_FINAL_AFTER_DAYS``). So:
 
-- a **final** day (older than ``PENDO_FINAL_AFTER_DAYS``) that differs is an ERROR, and the
-  check blocks what depends on it;
-- a **young** day that differs is asked once more; a difference that remains is a WARN with
-  both numbers in the metadata, never blocking (the morning refresh reloads young days);
-- a totals query Pendo cannot answer (after its own retries and splitting) is a WARN
-  "could not reconcile <days>: <reason>", not a crashed step.
+- a **final** day (older than ``PENDO_FINAL_AFTER_DAYS``) that differs fails
+  ``reconciles_with_pendo`` (ERROR, blocking);
+- a **young** day that differs is asked once more; a difference that remains is a WARN of
+  ``reconciles_young_days`` with both numbers in the metadata (the morning refresh reloads
+  young days);
+- a totals query Pendo cannot answer (after its own retries and splitting) is a WARN of
+  ``reconciles_young_days``, "could not reconcile <days>: <reason>", not a crashed step.
+
+The warnings live in their own, non-blocking check because Dagster's automation condition
+``all_deps_blocking_checks_passed`` treats *any* failed blocking check as not passed, warnings
+included: in the blocking check they would hold back enriched tables every morning.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from datetime import date
 import dagster as dg
 
 from pendo_assets.catalog import Source
-from pendo_assets.checks.shared import RECONCILES, day_span, name_days
+from pendo_assets.checks.shared import RECONCILES, YOUNG, day_span, name_days
 from pendo_assets.clock import Clock
 from pendo_assets.pendo.totals import DayTotals, try_day_totals
 from pendo_assets.resources import PendoResource
@@ -46,7 +51,8 @@ def reconcile_result(
     pendo: PendoResource,
     settings: Settings,
     clock: Clock,
-) -> dg.AssetCheckResult:
+) -> tuple[dg.AssetCheckResult, dg.AssetCheckResult]:
+    """(``reconciles_with_pendo``, ``reconciles_young_days``) results for ``days``."""
     sums = "coalesce(sum(num_events), 0)" if not source.raw else "NULL"
     found = wh.query(
         f"SELECT day, count(*), {sums} FROM {fq} WHERE day BETWEEN ? AND ? GROUP BY day",
@@ -69,13 +75,14 @@ def reconcile_result(
         d for d in young if d in again and not _equal(source, ours.get(d, empty), again[d])
     ]
     bad_final = [d for d in differing if d in final]
-    not_asked = sorted(d for w, _ in failures for d in w if d not in theirs or d in young)
+    unanswered = {d for w, _ in failures for d in w}
+    not_asked = sorted(d for d in days if d not in theirs or (d in young and d not in again))
 
     rows = []
     for d in days:
         n, s = ours.get(d, empty)
         t, t2 = theirs.get(d), again.get(d)
-        if t is None:
+        if d in not_asked:
             result = "could not ask Pendo"
         elif d in bad_final:
             result = "DIFFERS (final)"
@@ -105,6 +112,7 @@ def reconcile_result(
         "Pendo asked again (rows / numEvents)",
         "result",
     ]
+    table = dg.MetadataValue.md(markdown_table(header, rows))
     young_meta = [
         {
             "day": d.isoformat(),
@@ -116,51 +124,56 @@ def reconcile_result(
         }
         for d in still_young
     ]
-    why = "; ".join(
-        f"could not reconcile {name_days(w)}: {exc}"
-        for w, exc in failures
-        if set(w) - set(theirs) or set(w) & set(young)
-    )
-    parts = []
-    if bad_final:
-        parts.append(
-            f"Warehouse differs from Pendo on {name_days(bad_final)} (final days, older than "
-            f"PENDO_FINAL_AFTER_DAYS={settings.final_after_days}): re-materialize them; if they "
-            "still differ, Pendo changed history (a new tag reprocesses it)"
-        )
-    if still_young:
-        parts.append(
-            f"Young days still changing at Pendo: {name_days(still_young)} differ from Pendo "
-            f"even when asked again (expected within {settings.final_after_days} days; the "
-            "daily refresh reloads them)"
-        )
-    if why:
-        parts.append(why)
-    if bad_final:
-        severity, passed = dg.AssetCheckSeverity.ERROR, False
-    elif still_young or not_asked:
-        severity, passed = dg.AssetCheckSeverity.WARN, False
-    else:
-        severity, passed = dg.AssetCheckSeverity.ERROR, True
-        young_equal = [d for d in days if d not in final]
-        parts.append(
-            f"Row counts{'' if source.raw else ' and numEvents'} equal Pendo's on all "
-            f"{len(days)} days" + (f" ({len(young_equal)} young)" if young_equal else "")
-        )
-    return dg.AssetCheckResult(
+    checked_final = [d for d in days if d in final and d in theirs]
+    blocking = dg.AssetCheckResult(
         asset_key=key,
         check_name=RECONCILES,
-        passed=passed,
-        severity=severity,
+        passed=not bad_final,
+        severity=dg.AssetCheckSeverity.ERROR,
         metadata={
-            "days": dg.MetadataValue.md(markdown_table(header, rows)),
-            "days_checked": dg.MetadataValue.int(len(days)),
+            "days": table,
+            "days_checked": dg.MetadataValue.int(len(checked_final)),
             "final_after_days": dg.MetadataValue.int(settings.final_after_days),
             "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_final]),
-            "young_days_differing": dg.MetadataValue.json(young_meta),
-            "days_not_reconciled": dg.MetadataValue.json([d.isoformat() for d in not_asked]),
             "warehouse_rows": dg.MetadataValue.int(sum(v[0] for v in ours.values())),
             "pendo_rows": dg.MetadataValue.int(sum(t.rows for t in theirs.values())),
         },
-        description=". ".join(parts),
+        description=(
+            f"Warehouse differs from Pendo on {name_days(bad_final)} (final days, older than "
+            f"PENDO_FINAL_AFTER_DAYS={settings.final_after_days}): re-materialize them; if they "
+            "still differ, Pendo changed history (tagging reprocesses it)"
+            if bad_final
+            else f"Row counts{'' if source.raw else ' and numEvents'} equal Pendo's on all "
+            f"{len(checked_final)} final days"
+            + (
+                f"; {len(days) - len(checked_final)} young or unanswered day(s) are in {YOUNG}"
+                if len(checked_final) < len(days)
+                else ""
+            )
+        ),
     )
+    parts = []
+    if still_young:
+        parts.append(
+            f"Young days still changing at Pendo: {name_days(still_young)} differ from Pendo "
+            f"even when asked again (expected within PENDO_FINAL_AFTER_DAYS="
+            f"{settings.final_after_days} days; the daily refresh reloads them)"
+        )
+    for w, exc in failures:
+        if unanswered & set(w) & set(not_asked):
+            parts.append(f"could not reconcile {name_days(w)}: {exc}")
+    warning = dg.AssetCheckResult(
+        asset_key=key,
+        check_name=YOUNG,
+        passed=not parts,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "days": table,
+            "young_days": dg.MetadataValue.json([d.isoformat() for d in days if d not in final]),
+            "young_days_differing": dg.MetadataValue.json(young_meta),
+            "days_not_reconciled": dg.MetadataValue.json([d.isoformat() for d in not_asked]),
+        },
+        description=". ".join(parts)
+        or f"Every young day agrees with Pendo ({len(days) - len(checked_final)} checked)",
+    )
+    return blocking, warning

@@ -18,13 +18,14 @@ MAX_DAYS_NAMED = 20  # failure descriptions name at most this many days
 GRAIN = "grain_is_unique"
 REQUIRED = "required_ids_present"
 RECONCILES = "reconciles_with_pendo"
+YOUNG = "reconciles_young_days"
 UNKNOWN = "known_ids_share"
 COMPLETE = "no_missing_days"
 FRESH = "is_fresh"
 UNIQUE_IDS = "ids_are_unique"
 TIES_OUT = "ties_out_with_raw"
 # Checks that only ever warn: they never return ERROR, whatever happens.
-WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, FRESH})
+WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, FRESH, YOUNG})
 
 
 def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:

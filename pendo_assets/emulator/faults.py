@@ -34,6 +34,9 @@ class Faults:
     auth_status: int = 401  # 401 with a short body, or 403 with an empty body (real Pendo)
     # A valid key that may not read these sources: their requests answer 403 (empty body).
     forbidden_sources: list[str] = dataclasses.field(default_factory=list)
+    # Fields left out of every answered row, as real answers may lack fields the request did
+    # not ask about (a real pageEvents sample has no appId).
+    omit_fields: list[str] = dataclasses.field(default_factory=list)
     # Requests covering more than this many days (or more than this many entity rows, for
     # entity sources) sleep ``timeout_sleep_s`` first: Pendo's answer time grows with the
     # window. 0 = off.

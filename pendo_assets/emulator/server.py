@@ -333,6 +333,9 @@ class _Handler(BaseHTTPRequestHandler):
                 if slow > 0 and len(head) > slow:
                     time.sleep(faults.timeout_sleep_s)
                 rows = itertools.chain(head, rows)
+        if faults.omit_fields and encoded is None:
+            omit = set(faults.omit_fields)
+            rows = ({k: v for k, v in r.items() if k not in omit} for r in rows)
         self._stream(rows, truncate, encoded=encoded is not None)
 
     def _live_hidden(self, query, sub: Subscription, faults: Faults):
