@@ -361,8 +361,9 @@ def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tup
             seen.add(key)
             unique.append((hour, row))
     if sub.stray_raw_events and SOURCES_BY_NAME[source_name].raw:
-        for _, row in unique[: sub.stray_raw_events]:
-            row["browserTime"] -= sub.stray_shift_ms
+        midnight = sub.local_midnight_ms(day)
+        for i, (_, row) in enumerate(unique[: sub.stray_raw_events]):
+            row["browserTime"] = midnight - sub.stray_shift_ms + i * 1000
     for d in sub.drift:
         if d.source == source_name and d.first_day <= day <= d.last_day:
             drng = rng_for(sub.seed, "drift", source_name, d.field, app_id, day.isoformat())

@@ -46,7 +46,7 @@ class Faults:
     # still filling in. Such a day hides ``live_backlog`` of its rows minus one per aggregation
     # request that touched a young day before, so every answer for it differs from the last.
     live_days: int = 0
-    live_backlog: int = 40
+    live_backlog: int = 10
 
     def update(self, **changes: object) -> Faults:
         """Set fields by name; unknown names raise ``TypeError``."""

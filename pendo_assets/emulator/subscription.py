@@ -60,8 +60,8 @@ class Subscription:
     n_track_types: int = 5  # per app
     drift: tuple[Drift, ...] = ()
     # Raw events whose browser clock is off: the first ``stray_raw_events`` guide and poll
-    # events of each app and day carry a browserTime ``stray_shift_ms`` earlier, outside the
-    # day Pendo files (and returns) them under.
+    # events of each app and day carry a browserTime ``stray_shift_ms`` before the day's local
+    # midnight, outside the day Pendo files (and returns) them under.
     stray_raw_events: int = 0
     stray_shift_ms: int = 3 * 3_600_000
 

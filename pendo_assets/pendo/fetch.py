@@ -49,6 +49,10 @@ ENTITY_PAGE_FLOOR = 1_000
 # `first` down), so every event moves by whole hours: up to a day plus a zone offset (14 h).
 # Events further out are late arrivals Pendo filed under the day it returned them for.
 MAX_ZONE_SHIFT_MS = (24 + 14) * 3_600_000
+# Fewer events than this outside the days cannot show a systematic shift (two poll answers
+# from a browser with a wrong clock on a day of three); the aggregated sources' exact `day`
+# check catches a wrong zone anyway.
+MIN_SHIFTED_EVENTS = 5
 
 
 class TimezoneMismatchError(PendoError):
@@ -195,8 +199,8 @@ def _check_browser_times(
 
     Pendo files a raw event under the day it returns it for (its bucket is the truth), so a
     few events whose browser clock lies outside the requested days are kept. Only a
-    systematic shift is a time-zone error: most events outside the days, all of them within
-    a day and a zone offset of the requested window.
+    systematic shift is a time-zone error: most events outside the days (at least
+    ``MIN_SHIFTED_EVENTS``), all of them within a day and a zone offset of the window.
     """
     values = batch.values("browserTime")
     if (pa.types.is_int64(values.type) or pa.types.is_float64(values.type)) and len(values):
@@ -211,7 +215,7 @@ def _check_browser_times(
             )
     outside = [t for t in times if not start_ms <= t < end_ms]
     near = all(start_ms - MAX_ZONE_SHIFT_MS <= t < end_ms + MAX_ZONE_SHIFT_MS for t in times)
-    if 2 * len(outside) > len(times) and near:
+    if len(outside) >= MIN_SHIFTED_EVENTS and 2 * len(outside) > len(times) and near:
         first = min(outside)
         raise TimezoneMismatchError(
             f"{what}: {len(outside)} of {len(times)} event(s) fall outside the requested days "
