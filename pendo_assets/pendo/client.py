@@ -250,8 +250,13 @@ class PendoClient:
                 cls = (
                     PendoMemoryLimitError if MEMORY_LIMIT_TEXT in text.lower() else PendoQueryError
                 )
+                hint = ""
+                if status == 400 and cls is PendoQueryError:
+                    # One integration saw a wrong regional host answer 400, not 401/403.
+                    hint = " (if every request fails like this, check PENDO_REGION too)"
                 raise cls(
-                    f"Pendo rejected the request for {what} (HTTP {status}): {text or '(empty)'}",
+                    f"Pendo rejected the request for {what} (HTTP {status}): "
+                    f"{text or '(empty)'}{hint}",
                     status,
                     text,
                 )

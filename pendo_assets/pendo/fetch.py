@@ -275,8 +275,8 @@ def _fetch_day_by_hours(
         except PendoMemoryLimitError as exc:
             raise PendoError(
                 f"{source.name} for {day}, hour {hour_label} ({opts.zone_name}) still exceeds "
-                f"Pendo's query memory limit even for one hour: {exc.pendo_message}. Exclude "
-                "columns or apps (PENDO_APP_ID), or ask Pendo support about the limit."
+                f"Pendo's query memory limit even for one hour: {exc.pendo_message}. Load "
+                "fewer apps at a time (PENDO_APP_ID), or ask Pendo support about the limit."
             ) from None
     if source.raw:
         return rows
