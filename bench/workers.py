@@ -67,9 +67,10 @@ def naive_backfill(url: str, first: str, last: str, duckdb: str) -> dict:
         d = d0
         while d <= d1:
             ms = int(datetime(d.year, d.month, d.day, tzinfo=zone).timestamp() * 1000)
+            # The Exclude List, as Pendo's own web app (and the project, by default) asks.
             results = _naive_post(
                 url,
-                {source: {"appId": ALL_APPS}},
+                {source: {"appId": ALL_APPS, "blacklist": "apply"}},
                 {"period": "dayRange", "first": ms, "count": 1},
             )
             df = pd.concat([df, pd.json_normalize(results)], ignore_index=True)

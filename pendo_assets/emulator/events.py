@@ -180,7 +180,7 @@ def hour_parts(hour_ms: int, row: dict) -> list[tuple[int, dict]]:
         **out,
         "numEvents": n // 2,
         "numMinutes": m // 2,
-        "firstTime": next_hour + 1_000,
+        "firstTime": min(next_hour + 1_000, last),
         "hour": next_hour,
     }
     return [(hour_ms, first_part), (next_hour, second_part)]
