@@ -309,10 +309,10 @@ def test_final_after_days_decides_which_days_block(live_emulator, make_project):
 def test_final_after_days_is_validated_at_load_time(value):
     env = {"PENDO_DEMO": "1", "PENDO_FINAL_AFTER_DAYS": value, "PENDO_DUCKDB_PATH": "/tmp/x.duckdb"}
     with pytest.raises(SettingsError) as err:
-        load_settings(env)
+        load_settings(env, today=D)
     assert str(err.value).startswith(f"PENDO_FINAL_AFTER_DAYS={value!r} is not valid")
     assert "Example: PENDO_FINAL_AFTER_DAYS=9" in str(err.value)
-    assert load_settings({"PENDO_DEMO": "1"}).final_after_days == 9
+    assert load_settings({"PENDO_DEMO": "1"}, today=D).final_after_days == 9
 
 
 def test_totals_follow_the_request_window_and_split_on_the_memory_limit(
@@ -331,6 +331,27 @@ def test_totals_follow_the_request_window_and_split_on_the_memory_limit(
     assert stats["by_status"]["400"] == 2
     assert stats["by_source"]["pageEvents"] == 2 * (1 + 3)
     assert warehouse(project, PAGE_EVENTS, days) == per_day
+
+
+def test_a_day_pendo_cannot_total_warns_by_name_and_the_other_days_still_reconcile(
+    fresh_emulator, subscription, make_project
+):
+    days = days_from(D, 3)
+    per_day = truth(subscription, PAGE_EVENTS, days)
+    biggest = max(days, key=lambda d: per_day[d][0])
+    rest = sorted(n for d, (n, _) in per_day.items() if d != biggest)
+    assert per_day[biggest][0] > rest[-1]
+    fresh_emulator.faults.update(memory_limit_rows=rest[-1])
+    project = make_project(fresh_emulator, PENDO_DAYS_PER_REQUEST="3")
+    result = project.materialize(["pendo/page_events"], DAY, str(days[-1]))
+    assert result.success  # the biggest day loaded hour by hour
+    assert warehouse(project, PAGE_EVENTS, days) == per_day
+    checks = evaluations(result)
+    recon, young = checks["reconciles_with_pendo"], checks["reconciles_young_days"]
+    assert recon.passed and recon.metadata["days_checked"].value == 2
+    assert not young.passed and young.severity == dg.AssetCheckSeverity.WARN
+    assert young.metadata["days_not_reconciled"].value == [biggest.isoformat()]
+    assert young.description.startswith(f"could not reconcile {biggest}: ")
 
 
 # -- 6. limits ------------------------------------------------------------------------------

@@ -32,15 +32,7 @@ def _window_totals(
     first_ms = local_midnight_ms(days[0], opts.zone)
     what = f"{source.name} totals for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
     body = queries.totals_request(source, opts.scope, first_ms, len(days))
-    try:
-        rows = client.aggregate(body, what, split_on_timeout=len(days) > 1)
-    except (PendoMemoryLimitError, PendoTimeoutError):
-        if len(days) == 1:
-            raise
-        out: dict[date, DayTotals] = {}
-        for d in days:
-            out.update(_window_totals(client, source, [d], opts))
-        return out
+    rows = client.aggregate(body, what, split_on_timeout=len(days) > 1)
     if source.raw:
         n = int(rows[0].get("count", 0)) if rows else 0
         return {days[0]: DayTotals(n, None)}
@@ -78,18 +70,25 @@ def try_day_totals(
     """
     size = 1 if source.raw else opts.days_per_request
 
-    def one(w: list[date]) -> tuple[list[date], dict[date, DayTotals] | PendoError]:
+    def one(w: list[date]) -> list[tuple[list[date], dict[date, DayTotals] | PendoError]]:
         try:
-            return w, _window_totals(client, source, w, opts)
+            return [(w, _window_totals(client, source, w, opts))]
+        except (PendoMemoryLimitError, PendoTimeoutError) as exc:
+            if len(w) == 1:
+                return [(w, exc)]
+            # Too big or too slow as a window: each day on its own, so one day Pendo cannot
+            # answer does not cost the others their totals.
+            return [part for d in w for part in one([d])]
         except PendoError as exc:
-            return w, exc
+            return [(w, exc)]
 
     out: dict[date, DayTotals] = {}
     failures: list[tuple[list[date], PendoError]] = []
     with ThreadPoolExecutor(max_workers=opts.max_concurrency) as pool:
-        for w, part in pool.map(one, windows(sorted(days), size)):
-            if isinstance(part, PendoError):
-                failures.append((w, part))
-            else:
-                out.update(part)
+        for parts in pool.map(one, windows(sorted(days), size)):
+            for w, part in parts:
+                if isinstance(part, PendoError):
+                    failures.append((w, part))
+                else:
+                    out.update(part)
     return out, failures
