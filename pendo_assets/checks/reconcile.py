@@ -75,7 +75,6 @@ def reconcile_result(
         d for d in young if d in again and not _equal(source, ours.get(d, empty), again[d])
     ]
     bad_final = [d for d in differing if d in final]
-    unanswered = {d for w, _ in failures for d in w}
     not_asked = sorted(d for d in days if d not in theirs or (d in young and d not in again))
 
     rows = []
@@ -138,19 +137,7 @@ def reconcile_result(
             "warehouse_rows": dg.MetadataValue.int(sum(v[0] for v in ours.values())),
             "pendo_rows": dg.MetadataValue.int(sum(t.rows for t in theirs.values())),
         },
-        description=(
-            f"Warehouse differs from Pendo on {name_days(bad_final)} (final days, older than "
-            f"PENDO_FINAL_AFTER_DAYS={settings.final_after_days}): re-materialize them; if they "
-            "still differ, Pendo changed history (tagging reprocesses it)"
-            if bad_final
-            else f"Row counts{'' if source.raw else ' and numEvents'} equal Pendo's on all "
-            f"{len(checked_final)} final days"
-            + (
-                f"; {len(days) - len(checked_final)} young or unanswered day(s) are in {YOUNG}"
-                if len(checked_final) < len(days)
-                else ""
-            )
-        ),
+        description=_blocking_description(source, days, checked_final, bad_final, settings),
     )
     parts = []
     if still_young:
@@ -160,7 +147,7 @@ def reconcile_result(
             f"{settings.final_after_days} days; the daily refresh reloads them)"
         )
     for w, exc in failures:
-        if unanswered & set(w) & set(not_asked):
+        if set(w) & set(not_asked):
             parts.append(f"could not reconcile {name_days(w)}: {exc}")
     warning = dg.AssetCheckResult(
         asset_key=key,
@@ -177,3 +164,28 @@ def reconcile_result(
         or f"Every young day agrees with Pendo ({len(days) - len(checked_final)} checked)",
     )
     return blocking, warning
+
+
+def _blocking_description(
+    source: Source,
+    days: list[date],
+    checked: list[date],
+    bad: list[date],
+    settings: Settings,
+) -> str:
+    limit = f"PENDO_FINAL_AFTER_DAYS={settings.final_after_days}"
+    if bad:
+        return (
+            f"Warehouse differs from Pendo on {name_days(bad)} (final days, older than "
+            f"{limit}): re-materialize them; if they still differ, Pendo changed history "
+            "(tagging a page or feature reprocesses it)"
+        )
+    if not checked:
+        return (
+            f"No final day to reconcile: all {len(days)} day(s) are younger than {limit} or "
+            f"unanswered; see {YOUNG}"
+        )
+    what = "Row counts" if source.raw else "Row counts and numEvents"
+    rest = len(days) - len(checked)
+    more = f"; {rest} young or unanswered day(s) are in {YOUNG}" if rest else ""
+    return f"{what} equal Pendo's on all {len(checked)} final days{more}"
