@@ -363,11 +363,11 @@ def _with_pendo(project, **changes):
     return {**project.defs.resources, "pendo": PendoResource(**{**fields, **changes})}
 
 
-def _materialize_visitors(project, **changes):
+def _materialize_entity(project, table: str = "visitors", **changes):
     assets = [*project.defs.assets, *project.defs.asset_checks]
     return dg.materialize(
         assets,
-        selection=[dg.AssetKey(["pendo", "visitors"])],
+        selection=[dg.AssetKey(["pendo", table])],
         resources=_with_pendo(project, **changes),
         instance=project.instance,
         raise_on_error=False,
@@ -380,7 +380,7 @@ def test_entity_pages_halve_on_the_memory_limit_or_a_timeout(
 ):
     fresh_emulator.faults.update(**{knob: 20, "timeout_sleep_s": 1.5})
     project = make_project(fresh_emulator, PENDO_REQUEST_TIMEOUT_S="1", PENDO_MAX_RETRIES="1")
-    result = _materialize_visitors(project, entity_page_size=64, entity_page_floor=8)
+    result = _materialize_entity(project, entity_page_size=64, entity_page_floor=8)
     assert result.success
     want = sorted(v["visitorId"] for v in subscription.entities("visitors"))
     assert [v for (v,) in project.query("SELECT visitor_id FROM pendo.visitors ORDER BY 1")] == want
@@ -395,12 +395,22 @@ def test_an_entity_page_too_big_at_the_floor_fails_naming_source_and_size(
 ):
     fresh_emulator.faults.update(memory_limit_rows=5)
     project = make_project(fresh_emulator)
-    result = _materialize_visitors(project, entity_page_size=64, entity_page_floor=8)
+    result = _materialize_entity(project, entity_page_size=64, entity_page_floor=8)
     assert not result.success
     text = failure_text(result)
     assert "visitors page 1 (after id None) still fails at 8 rows per page" in text
     assert "Query exceeded memory limit" in text and "ask Pendo support" in text
     assert not table_exists(project.duckdb_path, "visitors")
+
+
+def test_app_tags_too_big_for_one_answer_are_paged(fresh_emulator, subscription, make_project):
+    want = sorted(p["id"] for p in subscription.entities("pages"))
+    fresh_emulator.faults.update(memory_limit_rows=len(want) // 2)
+    project = make_project(fresh_emulator)
+    result = _materialize_entity(project, "pages", entity_page_size=len(want) // 3)
+    assert result.success
+    assert [i for (i,) in project.query("SELECT id FROM pendo.pages ORDER BY 1")] == want
+    assert evaluations(result)["ids_are_unique"].passed
 
 
 def test_a_timed_out_multi_day_window_is_split_into_days_not_retried(
