@@ -21,7 +21,15 @@ from pendo_assets.catalog import SOURCES_BY_NAME
 from .conftest import TEST_KEY
 from .sample_server import SAMPLE_SOURCES, SAMPLES_DIR, SampleServer, sample_rows
 
-SHARED_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "pendo_samples"
+# The originals live in `../shared/pendo_samples` beside the checkout (a worktree may sit deeper).
+SHARED_SAMPLES = next(
+    (
+        p / "shared" / "pendo_samples"
+        for p in Path(__file__).resolve().parents[1:]
+        if (p / "shared" / "pendo_samples").is_dir()
+    ),
+    None,
+)
 ZONE = "America/New_York"
 ENTITY_KEYS = ["pendo/accounts", "pendo/visitors", "pendo/pages", "pendo/features"]
 EVENT_KEYS = ["pendo/page_events", "pendo/feature_events"]
@@ -34,7 +42,7 @@ def test_the_samples_are_pendos_and_each_answers_a_source():
     for name, source in SAMPLE_SOURCES.items():
         assert source in SOURCES_BY_NAME, name
         assert json.loads((SAMPLES_DIR / name).read_text())["results"]
-    if SHARED_SAMPLES.is_dir():  # the copies the tests carry equal the shared originals
+    if SHARED_SAMPLES is not None:  # the copies the tests carry equal the shared originals
         shared = sorted(p.name for p in SHARED_SAMPLES.iterdir())
         match, mismatch, errors = filecmp.cmpfiles(SHARED_SAMPLES, SAMPLES_DIR, shared, False)
         assert (mismatch, errors) == ([], []) and len(match) == len(shared)
