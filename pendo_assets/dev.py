@@ -13,10 +13,11 @@ import re
 import signal
 import subprocess
 import sys
-from datetime import date, timedelta
+from datetime import timedelta
 
 from dotenv import dotenv_values
 
+from pendo_assets import clock
 from pendo_assets.settings import DEMO_HISTORY_DAYS
 
 DEMO_KEY = "demo-key"
@@ -55,7 +56,7 @@ def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
 
 def demo_env(env: dict[str, str], url: str) -> dict[str, str]:
-    today = date.today()
+    today = clock.today()
     return {
         **env,
         "PENDO_DEMO": "1",

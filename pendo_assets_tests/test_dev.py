@@ -1,9 +1,9 @@
 """`make dev`'s launcher: demo mode only without a key; the demo settings load cleanly."""
 
-from datetime import date
-
 from pendo_assets.dev import DEMO_KEY, DEMO_TIMEZONE, demo_env, effective_env, needs_emulator
 from pendo_assets.settings import DEMO_HISTORY_DAYS, load_settings
+
+from .conftest import TODAY
 
 
 def test_a_key_means_no_emulator():
@@ -17,7 +17,7 @@ def test_demo_env_points_every_process_at_the_emulator(tmp_path):
     s = load_settings(env)
     assert s.demo and s.base_url == "http://127.0.0.1:4567"
     assert s.timezone == DEMO_TIMEZONE
-    assert (date.today() - s.start_date).days == DEMO_HISTORY_DAYS
+    assert (TODAY - s.start_date).days == DEMO_HISTORY_DAYS
     assert env["PENDO_INTEGRATION_KEY"] == DEMO_KEY
     assert s.duckdb_path == str(tmp_path / "w.duckdb")  # the user's path is kept
 

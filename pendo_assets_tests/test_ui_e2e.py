@@ -17,6 +17,8 @@ from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, EVENTS, RAW_SCHEMA
 from pendo_assets.warehouse.store import Warehouse
 from pendo_assets_tests.ui_server import DagsterDev
 
+from .conftest import TODAY
+
 LOCATION = "pendo_assets.definitions"
 REPOSITORY = "__repository__"
 ASSET_JOB = "__ASSET_JOB"  # the implicit job the UI's "Materialize" button runs
@@ -229,7 +231,7 @@ def test_asset_graph_lists_our_assets_with_groups_kinds_and_demo_descriptions(da
     # The demo subscription covers at least the last 120 days, one partition per day.
     keys = nodes[f"{RAW_SCHEMA}/page_events"]["partitionKeys"]
     assert len(keys) >= 120
-    assert date.fromisoformat(keys[-1]) >= date.today() - timedelta(days=2)
+    assert date.fromisoformat(keys[-1]) >= TODAY - timedelta(days=2)
 
 
 def test_entities_and_backfill_succeed_through_the_daemon(loaded: Loaded):
