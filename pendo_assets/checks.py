@@ -8,11 +8,11 @@ the warehouse.
 Blocking (ERROR): grain uniqueness, required ids, reconciliation with Pendo, entity id
 uniqueness and mart tie-outs; downstream steps in the same run do not start after one fails,
 and automation waits for them (``all_deps_blocking_checks_passed``).
-Warnings, never blocking: unknown ids, partition gaps, freshness.
+Warnings, never blocking: unknown ids, partition gaps (freshness: pendo_assets.freshness).
 """
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 from dagster._core.storage.tags import (
@@ -47,7 +47,6 @@ REQUIRED = "required_ids_present"
 RECONCILES = "reconciles_with_pendo"
 UNKNOWN = "known_ids_share"
 COMPLETE = "no_missing_days"
-FRESH = "is_fresh"
 UNIQUE_IDS = "ids_are_unique"
 TIES_OUT = "ties_out_with_raw"
 
@@ -306,28 +305,6 @@ def _complete_result(context, key) -> dg.AssetCheckResult:
     )
 
 
-def _fresh_result(context, key, settings: Settings) -> dg.AssetCheckResult:
-    loaded = _loaded_days(context, key)
-    yesterday = datetime.now(settings.zone).date() - timedelta(days=1)
-    newest = loaded[-1] if loaded else None
-    passed = newest is not None and newest >= yesterday
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=FRESH,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "newest_loaded_day": dg.MetadataValue.text(str(newest) if newest else "-"),
-            "yesterday": dg.MetadataValue.text(f"{yesterday} ({settings.timezone})"),
-        },
-        description=(
-            f"Newest loaded day {newest} is yesterday or later"
-            if passed
-            else f"Newest loaded day is {newest or 'none'}, older than yesterday ({yesterday})"
-        ),
-    )
-
-
 def build_raw_event_checks(source: Source, settings: Settings) -> dg.AssetChecksDefinition:
     key = asset_key(source)
     specs = [
@@ -351,12 +328,6 @@ def build_raw_event_checks(source: Source, settings: Settings) -> dg.AssetChecks
             COMPLETE,
             asset=key,
             description="No missing day between the oldest and the newest loaded day (warning).",
-        ),
-        dg.AssetCheckSpec(
-            FRESH,
-            asset=key,
-            description="The newest loaded day is yesterday or later, in the subscription's "
-            "time zone (warning).",
         ),
     ]
     if any(SOURCES_BY_TABLE[lk.entity].app_scoped for lk in source.lookups):
@@ -402,7 +373,6 @@ def build_raw_event_checks(source: Source, settings: Settings) -> dg.AssetChecks
                         asset_key=key, check_name=name, passed=True, description="No days"
                     )
         yield _complete_result(context, key)
-        yield _fresh_result(context, key, settings)
 
     return _checks
 
