@@ -86,8 +86,11 @@ class DagsterDev:
         req = urllib.request.Request(
             self.url + "/graphql", data=body, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            payload = json.loads(resp.read())
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                payload = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:  # the server's own error text, not just "500"
+            raise AssertionError(f"GraphQL HTTP {exc.code}: {exc.read()[:3000]!r}") from None
         if payload.get("errors"):
             raise AssertionError(f"GraphQL errors: {payload['errors']}")
         return payload["data"]
