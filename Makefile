@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: dev test lint format bench install
+.PHONY: dev test test-future lint format bench install
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ test: $(VENV)/.installed
 	$(VENV)/bin/ruff check pendo_assets pendo_assets_tests bench
 	$(VENV)/bin/ruff format --check pendo_assets pendo_assets_tests bench
 	$(PY) -m pytest -q
+
+# The suite with the machine's clock a year ahead (Debian: apt-get install faketime), to prove no
+# test depends on the real date: the suite pins its own (PENDO_TODAY, pendo_assets_tests/conftest.py).
+# The monotonic clock stays real (faked, every timed thread wait hangs); see
+# pendo_assets_tests/future/sitecustomize.py. FUTURE_TESTS narrows it, e.g. to one file.
+FUTURE ?= +365d
+test-future: $(VENV)/.installed
+	FAKETIME_DONT_FAKE_MONOTONIC=1 PYTHONPATH=$(CURDIR)/pendo_assets_tests/future \
+		faketime -f "$(FUTURE)" $(PY) -m pytest -q $(FUTURE_TESTS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check pendo_assets pendo_assets_tests bench

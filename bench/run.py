@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+from pendo_assets import clock
+
 KEY = "bench-key"
 TIMEZONE = "America/New_York"
 EVENT_SOURCES = ("events", "pageEvents", "featureEvents", "trackEvents")
@@ -120,7 +122,7 @@ def parse_worker(out: str) -> dict:
 def mode_backfill(args) -> tuple[list[Result], list[str]]:
     days = 14 if args.quick else 365
     scale = 0.2 if args.quick else 1.0
-    today = date.today()
+    today = clock.today()
     last = today - timedelta(days=1)
     first = last - timedelta(days=days - 1)
     spec = {
@@ -267,7 +269,7 @@ def mode_ingest(args) -> tuple[list[Result], list[str]]:
 
 def mode_visitors(args) -> tuple[list[Result], list[str]]:
     n = 20_000 if args.quick else 1_000_000
-    today = date.today()
+    today = clock.today()
     spec = {
         "first_day": str(today - timedelta(days=3)),
         "last_day": str(today),

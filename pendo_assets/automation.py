@@ -1,4 +1,5 @@
-"""Schedules and sensors: the daily lookback refresh and the run-failure alert.
+"""Schedules and sensors: the daily lookback refresh, the automation sensor that keeps derived
+days in step with their upstream days, and the run-failure alert.
 
 Pendo keeps changing a day for about a week after it ends (late browser events, mobile
 queues, retroactive tagging). So each morning, in the subscription's time zone, one run
@@ -23,6 +24,8 @@ from pendo_assets.settings import Settings
 REFRESH_JOB = "pendo_daily_refresh"
 REFRESH_SCHEDULE = "pendo_daily_refresh_schedule"
 FAILURE_SENSOR = "pendo_run_failure_alert"
+AUTOMATION_SENSOR = "pendo_automation"
+AUTOMATION_INTERVAL_S = 30
 # 06:00 local: yesterday is complete in Pendo by then (events appear within about an hour).
 REFRESH_CRON = "0 6 * * *"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
@@ -31,6 +34,49 @@ PARTITION_TAG = "dagster/partition"
 WEBHOOK_TIMEOUT_S = 10.0
 
 log = logging.getLogger("pendo_assets.automation")
+
+
+# -- automation conditions -----------------------------------------------------------------
+
+
+def daily_automation(lookback_days: int) -> dg.AutomationCondition:
+    """The one condition of every derived daily asset (enriched events and daily marts).
+
+    Unlike ``eager()``, which looks at the latest partition only, a day is requested whenever
+    any upstream day it reads is updated, old or new: a backfill of last spring's raw days flows
+    to enriched events and then to the marts. A day that newly goes missing is filled only within
+    the lookback window, so switching automation on never requests years of history by itself.
+    It waits until every upstream day exists, nothing upstream or itself is running, and every
+    blocking check of its upstream days (grain, ids, reconciliation with Pendo) has passed.
+    """
+    recent = dg.AutomationCondition.in_latest_time_window(timedelta(days=lookback_days))
+    return (
+        (
+            (recent & dg.AutomationCondition.newly_missing())
+            | dg.AutomationCondition.any_deps_updated()
+        ).since_last_handled()
+        & ~dg.AutomationCondition.any_deps_missing()
+        & ~dg.AutomationCondition.any_deps_in_progress()
+        & ~dg.AutomationCondition.in_progress()
+        & dg.AutomationCondition.all_deps_blocking_checks_passed()
+    ).with_label("eager for every updated upstream day, after passing checks")
+
+
+def build_automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """Evaluates every asset's automation condition, switched on by default.
+
+    Without it Dagster makes a default automation sensor that starts *stopped*, so nothing
+    would follow the raw days until someone found the toggle.
+    """
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.all(),
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=AUTOMATION_INTERVAL_S,
+        description="Keeps enriched events, marts, rollups and the report in step with the days "
+        "they read: each updated upstream day (a backfill too) is re-derived once its blocking "
+        "checks pass.",
+    )
 
 
 # -- the daily lookback refresh ------------------------------------------------------------
@@ -246,4 +292,7 @@ def build_automation(
     assets: Sequence[dg.AssetsDefinition],
     partitions: dg.TimeWindowPartitionsDefinition,
 ) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
-    return [build_refresh_schedule(settings, assets, partitions)], [build_failure_sensor(settings)]
+    return [build_refresh_schedule(settings, assets, partitions)], [
+        build_automation_sensor(),
+        build_failure_sensor(settings),
+    ]

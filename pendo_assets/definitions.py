@@ -12,13 +12,15 @@ import os
 
 import dagster as dg
 
+import pendo_assets.quiet  # noqa: F401  (first: silences known warnings before assets are built)
 from pendo_assets.assets.enriched import enriched_assets
 from pendo_assets.assets.marts import mart_assets
 from pendo_assets.assets.raw import raw_assets
 from pendo_assets.assets.report import build_report_asset
-from pendo_assets.automation import build_automation
+from pendo_assets.automation import build_automation, refresh_selection
 from pendo_assets.checks import all_checks
 from pendo_assets.clock import Clock, system_clock
+from pendo_assets.freshness import build_freshness
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings, load_settings
@@ -54,11 +56,13 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
     ]
     # Built from the final asset list, so every daily asset joins the lookback refresh.
     schedules, sensors = build_automation(settings, assets, partitions)
+    daily, _ = refresh_selection(assets, partitions)
+    freshness_checks, freshness_sensor = build_freshness(settings, daily)
     return dg.Definitions(
         assets=assets,
-        asset_checks=all_checks(settings, clock),
+        asset_checks=[*all_checks(settings, clock), freshness_checks],
         schedules=schedules,
-        sensors=sensors,
+        sensors=[*sensors, freshness_sensor],
         resources={
             "pendo": PendoResource.from_settings(settings, key),
             "warehouse": warehouse,

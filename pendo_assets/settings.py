@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pendo_assets import clock
+
 REGION_HOSTS = {
     "us": "https://app.pendo.io",
     "eu": "https://app.eu.pendo.io",
@@ -228,7 +230,10 @@ def check_duckdb_path(raw: str) -> str:
 def load_settings(env: Mapping[str, str] | None = None, today: date | None = None) -> Settings:
     """Read and validate every PENDO_* variable; raise SettingsError naming the bad one."""
     env = os.environ if env is None else env
-    today = today or date.today()
+    try:
+        today = today or clock.today()
+    except ValueError as exc:  # a bad PENDO_TODAY
+        raise SettingsError(str(exc)) from None
     has_key = bool(env.get("PENDO_INTEGRATION_KEY", "").strip())
     # `make dev` without a key starts the emulator and sets PENDO_DEMO=1 plus a demo key.
     demo = _bool(env, "PENDO_DEMO", not has_key)

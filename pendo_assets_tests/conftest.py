@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from pendo_assets import clock
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import EmulatorServer, Faults, Subscription
 from pendo_assets.settings import load_settings
@@ -23,6 +24,10 @@ TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find 
 TIMEZONE = "America/New_York"
 FIRST_DAY = date(2026, 9, 1)
 LAST_DAY = date(2026, 11, 20)
+# The suite's "today": every process the tests start (the emulator, the `dagster` CLI,
+# `dagster dev`) reads it through pendo_assets.clock, so no outcome depends on the real date.
+TODAY = date(2026, 11, 21)
+os.environ[clock.ENV] = TODAY.isoformat()
 # "Now" for every project a test builds: days before 2026-11-16 are final at Pendo (default
 # PENDO_FINAL_AFTER_DAYS=9), so no test depends on today's date.
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)

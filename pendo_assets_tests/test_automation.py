@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
+from pendo_assets import clock
 from pendo_assets.automation import (
+    AUTOMATION_SENSOR,
     FAILURE_SENSOR,
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -20,7 +22,7 @@ from pendo_assets.automation import (
     REFRESH_SCHEDULE,
     build_automation,
 )
-from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
+from pendo_assets.catalog import ENTITIES, EVENTS, SOURCES_BY_NAME
 from pendo_assets.emulator import EmulatorServer, Faults
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.settings import load_settings
@@ -210,3 +212,59 @@ def test_without_a_webhook_the_summary_is_only_logged(subscription, make_project
     assert receiver.posts == []
     assert "Days: 2026-10-02" in logged and "events for 2026-10-02" in logged
     assert "Assets: pendo/events" in logged
+
+
+# -- the automation sensor and the shared condition ------------------------------------------
+
+ENTITY_KEYS = [f"pendo/{s.table}" for s in ENTITIES]
+OLD_DAYS = ["2026-09-10", "2026-09-11", "2026-09-12"]  # two months before the pinned today
+
+
+def test_the_automation_sensor_is_defined_and_running_over_every_asset(emulator, make_project):
+    project = make_project(emulator)
+    sensor = project.defs.get_sensor_def(AUTOMATION_SENSOR)
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.asset_selection == dg.AssetSelection.all()
+
+
+def test_enriched_events_and_daily_marts_share_one_condition(emulator, make_project):
+    project = make_project(emulator)
+    graph = project.defs.resolve_asset_graph()
+    labels = {
+        str(graph.get(dg.AssetKey.from_user_string(k)).automation_condition)
+        for k in ["analytics/page_events", "analytics/events", "analytics/page_daily_metrics"]
+    }
+    assert len(labels) == 1, labels
+    assert "all_deps_blocking_checks_passed" in labels.pop()
+
+
+def test_a_backfill_of_old_raw_days_flows_to_enriched_then_marts(emulator, make_project):
+    """What the running sensor does on its ticks, evaluated against a real instance."""
+    project = make_project(emulator)
+    now = clock.now(TIMEZONE)
+    enriched = dg.AssetKey(["analytics", "page_events"])
+    mart = dg.AssetKey(["analytics", "page_daily_metrics"])
+
+    def tick(cursor=None):
+        return dg.evaluate_automation_conditions(
+            project.defs, project.instance, evaluation_time=now, cursor=cursor
+        )
+
+    first = tick()  # a fresh warehouse: nothing to derive yet
+    assert first.get_requested_partitions(enriched) == set()
+    assert project.materialize(ENTITY_KEYS).success
+    assert project.materialize(["pendo/page_events"], OLD_DAYS[0], OLD_DAYS[-1]).success
+    second = tick(first.cursor)
+    # One tick asks for the days and everything that follows from them; the backfill it launches
+    # runs enriched events before the mart (and each asset's days as one range run).
+    assert second.get_requested_partitions(enriched) == set(OLD_DAYS)
+    assert second.get_requested_partitions(mart) == set(OLD_DAYS)
+    # Marts that also read event streams never loaded for those days wait for them.
+    account = dg.AssetKey(["analytics", "account_daily_metrics"])
+    assert second.get_requested_partitions(account) == set()
+    keys = ["analytics/page_events", "analytics/page_daily_metrics"]
+    assert project.materialize(keys, OLD_DAYS[0], OLD_DAYS[-1]).success
+    third = tick(second.cursor)
+    assert third.get_requested_partitions(enriched) == set()  # handled
+    assert third.get_requested_partitions(mart) == set()

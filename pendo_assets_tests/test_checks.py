@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 import duckdb
@@ -18,7 +18,7 @@ from pendo_assets.catalog import ENTITIES
 from pendo_assets.emulator import EmulatorServer
 from pendo_assets.pendo.tables import TypedTable
 
-from .conftest import TEST_KEY, TIMEZONE, materialize_command, project_env, small_subscription
+from .conftest import TEST_KEY, TODAY, materialize_command, project_env, small_subscription
 
 DAY1, DAY2, DAY3 = "2026-10-06", "2026-10-07", "2026-10-08"
 ENTITY_KEYS = [f"pendo/{s.table}" for s in ENTITIES]
@@ -204,7 +204,7 @@ def test_enriched_automation_waits_for_blocking_checks(emulator, make_project):
 
 def test_cli_materializes_marts_and_rollups_with_passing_checks(tmp_path):
     """The README's commands, as a user runs them, against an emulator ending today."""
-    zone_today = datetime.now(tz=__import__("zoneinfo").ZoneInfo(TIMEZONE)).date()
+    zone_today = TODAY  # the pinned clock (PENDO_TODAY), also the CLI's
     first, last = zone_today - timedelta(days=2), zone_today - timedelta(days=1)
     sub = small_subscription(first_day=zone_today - timedelta(days=5), last_day=zone_today)
     with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:

@@ -76,7 +76,9 @@ def test_storage_is_postgres_from_environment_variables(instance_config):
     result = process_config(resolve_to_config_type(DagsterPostgresStorage.config_type()), pg)
     assert result.success, result.errors
     url = pg_url_from_config(result.value)
-    assert url.startswith("postgresql://dagster:not-a-real-password@postgres.internal:5432/")
+    assert url.startswith(
+        "postgresql+psycopg2://dagster:not-a-real-password@postgres.internal:5432/"
+    )
     assert "sslmode=require" in url
 
 

@@ -1,9 +1,14 @@
-"""`make dev`'s launcher: demo mode only without a key; the demo settings load cleanly."""
+"""`make dev`'s launcher: demo mode only without a key; the demo settings load cleanly; the
+`dagster` CLI loads the project quietly."""
 
-from datetime import date
+import os
+import subprocess
+import sys
 
 from pendo_assets.dev import DEMO_KEY, DEMO_TIMEZONE, demo_env, effective_env, needs_emulator
 from pendo_assets.settings import DEMO_HISTORY_DAYS, load_settings
+
+from .conftest import TODAY
 
 
 def test_a_key_means_no_emulator():
@@ -17,7 +22,7 @@ def test_demo_env_points_every_process_at_the_emulator(tmp_path):
     s = load_settings(env)
     assert s.demo and s.base_url == "http://127.0.0.1:4567"
     assert s.timezone == DEMO_TIMEZONE
-    assert (date.today() - s.start_date).days == DEMO_HISTORY_DAYS
+    assert (TODAY - s.start_date).days == DEMO_HISTORY_DAYS
     assert env["PENDO_INTEGRATION_KEY"] == DEMO_KEY
     assert s.duckdb_path == str(tmp_path / "w.duckdb")  # the user's path is kept
 
@@ -29,3 +34,34 @@ def test_a_key_kept_in_dotenv_is_not_demo_mode(tmp_path):
     assert not needs_emulator(env)
     assert env["PENDO_REGION"] == "us"  # the shell wins over .env
     assert needs_emulator(effective_env({}, str(tmp_path / "missing.env")))
+
+
+def test_the_dagster_cli_loads_the_project_without_a_warning_flood(tmp_path):
+    """No BetaWarning (17 about backfill_policy before pendo_assets.quiet) when the CLI loads us."""
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path),
+        "PENDO_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+        "PYTHONWARNINGS": "default",  # show every warning once, as a fresh shell does
+    }
+    env.pop("PENDO_INTEGRATION_KEY", None)
+    (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "asset",
+            "list",
+            "-m",
+            "pendo_assets.definitions",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "pendo/page_events" in proc.stdout
+    assert "Warning" not in proc.stderr, proc.stderr[-3000:]

@@ -1,7 +1,7 @@
 """Every SQL example in the README runs against a warehouse loaded through Dagster."""
 
 import re
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +14,7 @@ from pendo_assets.emulator import EmulatorServer
 from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS
 from pendo_assets.settings import load_settings
 
-from .conftest import TEST_KEY, Project, project_env, small_subscription
+from .conftest import TEST_KEY, TODAY, Project, project_env, small_subscription
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -31,7 +31,7 @@ def test_readme_has_sql_examples():
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     # Data up to yesterday, so "last week" and "yesterday" examples have rows.
-    today = date.today()
+    today = TODAY
     first = today - timedelta(days=9)
     sub = small_subscription(first_day=first - timedelta(days=1), last_day=today)
     mp = pytest.MonkeyPatch()
@@ -62,7 +62,11 @@ def warehouse(tmp_path_factory):
 def test_every_readme_query_runs(warehouse):
     con = duckdb.connect(warehouse, read_only=True)
     try:
-        results = {q: con.execute(q).fetchall() for q in readme_queries()}
+        # "Last week" and "yesterday" are as of the suite's pinned today, not DuckDB's clock.
+        pinned = f"DATE '{TODAY.isoformat()}'"
+        results = {
+            q: con.execute(q.replace("current_date", pinned)).fetchall() for q in readme_queries()
+        }
     finally:
         con.close()
     empty = [q.splitlines()[0] for q, rows in results.items() if not rows]

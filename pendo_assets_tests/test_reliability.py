@@ -22,6 +22,7 @@ from pendo_assets.settings import SettingsError, load_settings
 from .conftest import (
     TEST_KEY,
     TIMEZONE,
+    TODAY,
     day_truth,
     excluded_visitors,
     loaded,
@@ -354,7 +355,7 @@ def _env(**changes: str) -> dict[str, str]:
     [
         ("PENDO_REGION", "mars"),
         ("PENDO_APP_ID", "my-app"),
-        ("PENDO_START_DATE", (date.today() + timedelta(days=3)).isoformat()),
+        ("PENDO_START_DATE", (TODAY + timedelta(days=3)).isoformat()),
         ("PENDO_START_DATE", "2012-12-31"),
         ("PENDO_TIMEZONE", "Mars/Olympus_Mons"),
     ],

@@ -13,9 +13,13 @@ from datetime import date, timedelta
 import pytest
 
 from pendo_assets.assets.report import REPORT_GROUP, REPORT_KEY
+from pendo_assets.automation import AUTOMATION_SENSOR, FAILURE_SENSOR, REFRESH_SCHEDULE
 from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, EVENTS, RAW_SCHEMA
+from pendo_assets.freshness import FRESHNESS_SENSOR
 from pendo_assets.warehouse.store import Warehouse
 from pendo_assets_tests.ui_server import DagsterDev
+
+from .conftest import TODAY
 
 LOCATION = "pendo_assets.definitions"
 REPOSITORY = "__repository__"
@@ -185,8 +189,9 @@ def loaded(dagster_dev: DagsterDev) -> Loaded:
     assert wait_run(server, entity_run) == "SUCCESS", server.log_tail()
 
     partitioned = [n for n in nodes.values() if n["isPartitioned"]]
-    # Three settled days before the lookback window (10 days), so neither the daily refresh
-    # schedule nor the automation conditions on recent days touch them during the test.
+    # Three settled days before the lookback window (10 days), so the daily refresh schedule
+    # does not touch them; the automation sensor (running) leaves the backfill's own assets to
+    # it (in_progress) and at most re-derives rollups and the report once the marts land.
     all_days = partitioned[0]["partitionKeys"]
     days = all_days[-20:-17]
     launched = server.graphql(
@@ -202,6 +207,36 @@ def loaded(dagster_dev: DagsterDev) -> Loaded:
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill = wait_backfill(server, launched["backfillId"])
     return Loaded(server, nodes, days, entity_run, backfill)
+
+
+INSTIGATORS = """
+query {
+  repositoriesOrError {
+    ... on RepositoryConnection {
+      nodes {
+        sensors { name sensorState { status } }
+        schedules { name scheduleState { status } }
+      }
+    }
+  }
+}
+"""
+
+
+def test_automation_schedule_and_sensors_are_running_and_the_start_is_quiet(dagster_dev):
+    """What the Automation page shows on a fresh checkout: everything on, no toggle to find."""
+    (repo,) = dagster_dev.graphql(INSTIGATORS)["repositoriesOrError"]["nodes"]
+    states = {s["name"]: s["sensorState"]["status"] for s in repo["sensors"]}
+    states |= {s["name"]: s["scheduleState"]["status"] for s in repo["schedules"]}
+    assert states == {
+        AUTOMATION_SENSOR: "RUNNING",
+        FAILURE_SENSOR: "RUNNING",
+        FRESHNESS_SENSOR: "RUNNING",
+        REFRESH_SCHEDULE: "RUNNING",
+    }
+    # No default (stopped) automation sensor next to ours, and no warning flood in the log.
+    log = dagster_dev.log_tail(200_000)
+    assert "BetaWarning" not in log and "is superseded" not in log, log[-3000:]
 
 
 def test_asset_graph_lists_our_assets_with_groups_kinds_and_demo_descriptions(dagster_dev):
@@ -229,7 +264,7 @@ def test_asset_graph_lists_our_assets_with_groups_kinds_and_demo_descriptions(da
     # The demo subscription covers at least the last 120 days, one partition per day.
     keys = nodes[f"{RAW_SCHEMA}/page_events"]["partitionKeys"]
     assert len(keys) >= 120
-    assert date.fromisoformat(keys[-1]) >= date.today() - timedelta(days=2)
+    assert date.fromisoformat(keys[-1]) >= TODAY - timedelta(days=2)
 
 
 def test_entities_and_backfill_succeed_through_the_daemon(loaded: Loaded):

@@ -55,6 +55,8 @@ def free_port() -> int:
 def clean_env(home: Path, duckdb_path: Path) -> dict[str, str]:
     """The caller's environment minus any PENDO_* setting: a fresh checkout with no key."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PENDO_", "DAGSTER_"))}
+    if "PENDO_TODAY" in os.environ:  # the pinned clock is the suite's, not a setting
+        env["PENDO_TODAY"] = os.environ["PENDO_TODAY"]
     env["DAGSTER_HOME"] = str(home)
     env["PENDO_DUCKDB_PATH"] = str(duckdb_path)
     env["PYTHONUNBUFFERED"] = "1"
@@ -84,8 +86,11 @@ class DagsterDev:
         req = urllib.request.Request(
             self.url + "/graphql", data=body, headers={"Content-Type": "application/json"}
         )
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            payload = json.loads(resp.read())
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                payload = json.loads(resp.read())
+        except urllib.error.HTTPError as exc:  # the server's own error text, not just "500"
+            raise AssertionError(f"GraphQL HTTP {exc.code}: {exc.read()[:3000]!r}") from None
         if payload.get("errors"):
             raise AssertionError(f"GraphQL errors: {payload['errors']}")
         return payload["data"]

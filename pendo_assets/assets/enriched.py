@@ -6,6 +6,7 @@ import dagster as dg
 
 from pendo_assets.assets.raw import IO_MANAGER_KEY, KINDS, asset_key, demo_note
 from pendo_assets.assets.schema import enriched_schema
+from pendo_assets.automation import daily_automation
 from pendo_assets.catalog import ANALYTICS_SCHEMA, EVENTS, RAW_SCHEMA, SOURCES_BY_TABLE, Source
 from pendo_assets.enriched import enriched_query, lookup_columns
 from pendo_assets.settings import Settings
@@ -29,9 +30,8 @@ def build_enriched_asset(
         pool=settings.warehouse_pool,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        # Wait for the raw day's blocking checks (grain, ids, reconciliation with Pendo).
-        automation_condition=dg.AutomationCondition.eager()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+        # Follows every raw day that lands (a backfill too), once its blocking checks passed.
+        automation_condition=daily_automation(settings.lookback_days),
         description=f"Every row of `{RAW_SCHEMA}.{source.table}` for the day (none dropped, "
         f"none duplicated) plus the names its ids point to: {names}. Computed inside DuckDB "
         f"into `{ANALYTICS_SCHEMA}.{source.table}`.{demo_note(settings)}",

@@ -3,11 +3,12 @@ rollups over the whole loaded history. The SQL lives in ``pendo_assets/marts/`` 
 inside DuckDB; the IO manager replaces the run's days (or the table) atomically.
 """
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
 from pendo_assets.assets.raw import IO_MANAGER_KEY, demo_note
+from pendo_assets.automation import daily_automation
 from pendo_assets.marts.first_seen import fold_and_recompute
 from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS, Mart
 from pendo_assets.settings import Settings
@@ -21,28 +22,12 @@ def table_key(fq: str) -> dg.AssetKey:
     return dg.AssetKey(fq.split("."))
 
 
-def daily_automation(lookback_days: int) -> dg.AutomationCondition:
-    """Eager, but over the lookback window (re-loaded recent days flow through too), and only
-    once every upstream blocking check has passed."""
-    return (
-        dg.AutomationCondition.in_latest_time_window(timedelta(days=lookback_days))
-        & (
-            dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()
-        ).since_last_handled()
-        & ~dg.AutomationCondition.any_deps_missing()
-        & ~dg.AutomationCondition.any_deps_in_progress()
-        & ~dg.AutomationCondition.in_progress()
-        & dg.AutomationCondition.all_deps_blocking_checks_passed()
-    ).with_label("eager over the lookback window, after passing checks")
-
-
 def rollup_automation() -> dg.AutomationCondition:
     """Rebuild when any upstream day changes. Unlike ``eager()`` this does not wait for every
-    upstream day to exist: a rollup covers whatever history is loaded."""
+    upstream day to exist: a rollup covers whatever history is loaded. Not on "newly missing":
+    on a fresh warehouse that would request rollups before anything they read exists."""
     return (
-        (
-            dg.AutomationCondition.newly_missing() | dg.AutomationCondition.any_deps_updated()
-        ).since_last_handled()
+        dg.AutomationCondition.any_deps_updated().since_last_handled()
         & ~dg.AutomationCondition.any_deps_in_progress()
         & ~dg.AutomationCondition.in_progress()
         & dg.AutomationCondition.all_deps_blocking_checks_passed()

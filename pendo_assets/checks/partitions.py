@@ -1,13 +1,14 @@
-"""Partition bookkeeping checks of the raw event tables: gaps and freshness (warnings only)."""
+"""Partition bookkeeping checks of the raw event tables: gaps (a warning only).
+
+Freshness is Dagster's own, evaluated without a run: ``pendo_assets.freshness``."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import dagster as dg
 
-from pendo_assets.checks.shared import COMPLETE, FRESH, name_days
-from pendo_assets.settings import Settings
+from pendo_assets.checks.shared import COMPLETE, name_days
 
 
 def _loaded_days(context, key: dg.AssetKey) -> list[date]:
@@ -39,27 +40,5 @@ def _complete_result(context, key) -> dg.AssetCheckResult:
             else f"Missing days between the oldest and newest loaded day: {name_days(missing)}"
             if missing
             else f"No gaps between {loaded[0]} and {loaded[-1]}"
-        ),
-    )
-
-
-def _fresh_result(context, key, settings: Settings) -> dg.AssetCheckResult:
-    loaded = _loaded_days(context, key)
-    yesterday = datetime.now(settings.zone).date() - timedelta(days=1)
-    newest = loaded[-1] if loaded else None
-    passed = newest is not None and newest >= yesterday
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=FRESH,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
-            "newest_loaded_day": dg.MetadataValue.text(str(newest) if newest else "-"),
-            "yesterday": dg.MetadataValue.text(f"{yesterday} ({settings.timezone})"),
-        },
-        description=(
-            f"Newest loaded day {newest} is yesterday or later"
-            if passed
-            else f"Newest loaded day is {newest or 'none'}, older than yesterday ({yesterday})"
         ),
     )

@@ -2,7 +2,7 @@
 
 Blocking: ``grain_is_unique`` and ``required_ids_present`` (ids Pendo always sends; never
 ``appId``), and ``reconciles_with_pendo`` on final days (see ``checks.reconcile``). Warnings:
-unknown tag ids, partition gaps, freshness.
+unknown tag ids, partition gaps (freshness: ``pendo_assets.freshness``).
 """
 
 from collections.abc import Iterator
@@ -11,11 +11,10 @@ import dagster as dg
 
 from pendo_assets.assets.raw import asset_key
 from pendo_assets.catalog import RAW_SCHEMA, SOURCES_BY_TABLE, Source
-from pendo_assets.checks.partitions import _complete_result, _fresh_result
+from pendo_assets.checks.partitions import _complete_result
 from pendo_assets.checks.reconcile import reconcile_result
 from pendo_assets.checks.shared import (
     COMPLETE,
-    FRESH,
     GRAIN,
     RECONCILES,
     REQUIRED,
@@ -200,12 +199,6 @@ def build_raw_event_checks(
             asset=key,
             description="No missing day between the oldest and the newest loaded day (warning).",
         ),
-        dg.AssetCheckSpec(
-            FRESH,
-            asset=key,
-            description="The newest loaded day is yesterday or later, in the subscription's "
-            "time zone (warning).",
-        ),
     ]
     if any(SOURCES_BY_TABLE[lk.entity].app_scoped for lk in source.lookups):
         specs.append(
@@ -256,6 +249,5 @@ def build_raw_event_checks(
                         description="No days",
                     )
         yield _complete_result(context, key)
-        yield _fresh_result(context, key, settings)
 
     return _checks

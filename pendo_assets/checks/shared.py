@@ -21,11 +21,10 @@ RECONCILES = "reconciles_with_pendo"
 YOUNG = "reconciles_young_days"
 UNKNOWN = "known_ids_share"
 COMPLETE = "no_missing_days"
-FRESH = "is_fresh"
 UNIQUE_IDS = "ids_are_unique"
 TIES_OUT = "ties_out_with_raw"
 # Checks that only ever warn: they never return ERROR, whatever happens.
-WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, FRESH, YOUNG})
+WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG})
 
 
 def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:

@@ -13,8 +13,9 @@ import argparse
 import signal
 import sys
 import threading
-from datetime import date, timedelta
+from datetime import timedelta
 
+from pendo_assets import clock
 from pendo_assets.emulator.faults import Faults
 from pendo_assets.emulator.server import EmulatorServer
 from pendo_assets.emulator.subscription import Subscription
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-per-day-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
 
-    today = date.today()
+    today = clock.today(args.timezone)
     sub = Subscription(
         first_day=today - timedelta(days=args.days),
         last_day=today,

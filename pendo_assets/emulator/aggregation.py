@@ -20,12 +20,12 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+from pendo_assets import clock
 from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.emulator.entities import entity_rows, iter_visitors_json
 from pendo_assets.emulator.events import activity, hour_parts
@@ -174,7 +174,7 @@ def parse_request(body: bytes | str | dict, sub: Subscription, now_ms: int | Non
     if params is not None and not isinstance(params, dict):
         raise AggregationError(f"parameters of source {name} must be an object or null")
     params = params or {}
-    ctx = Context(sub.timezone, int(time.time() * 1000) if now_ms is None else now_ms)
+    ctx = Context(sub.timezone, int(clock.now().timestamp() * 1000) if now_ms is None else now_ms)
     query = Query(
         source=name,
         params=params,

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from pendo_assets import clock as project_clock
 from pendo_assets.emulator.aggregation import (
     AggregationError,
     MemoryLimitExceeded,
@@ -58,12 +59,13 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.subscription = subscription
         self.integration_key = integration_key
         self.faults = faults if faults is not None else Faults()
-        self.clock = clock
+        # Pendo's now() (relative periods): the project clock, so PENDO_TODAY pins it too.
+        self.clock = clock or (lambda: project_clock.now().timestamp())
         self.stats = Stats()
         self.counters = FaultCounters()
         self._live_lock = threading.Lock()

@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Literal
 from zoneinfo import ZoneInfo
 
+from pendo_assets import clock
 from pendo_assets.catalog import SOURCES_BY_NAME
 
 DEFAULT_APP_ID = -323232
@@ -75,8 +76,8 @@ class Subscription:
 
     @classmethod
     def demo(cls, today: date | None = None, **overrides: object) -> Subscription:
-        """The demo subscription: 150 days of history up to ``today`` (default: local today)."""
-        today = today or date.today()
+        """The demo subscription: 150 days of history up to ``today`` (default: clock.today())."""
+        today = today or clock.today()
         kwargs: dict = {"first_day": today - timedelta(days=150), "last_day": today}
         kwargs.update(overrides)
         return cls(**kwargs)
