@@ -9,6 +9,9 @@ Modes (each contender runs in its own process, so CPU and peak RSS are its own):
 - ``--mode ingest``: no latency, large payloads, no HTTP and no Dagster: response bytes ->
   typed table -> DuckDB, for the project's path, the naive one and DuckDB's own ``read_json``
   of the same bytes (the practical ceiling).
+- ``--mode events``: Dagster's own bookkeeping of a one-year range run of 4 assets that do
+  nothing, on the stock SQLite event log and on the project's batched one (``make dev``'s
+  instance config, ``pendo_assets/instance/event_log.py``).
 - ``--mode visitors``: 1,000,000 visitors loaded by the project's path and by the naive one
   (peak RSS of each), then one enriched day against that visitors table (timed).
 
@@ -32,6 +35,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pendo_assets import clock
+from pendo_assets.instance import write_local_config
 
 KEY = "bench-key"
 TIMEZONE = "America/New_York"
@@ -191,7 +195,8 @@ def mode_backfill(args) -> tuple[list[Result], list[str]]:
 def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Result:
     work.mkdir(parents=True, exist_ok=True)
     home = work / "dagster_home"
-    home.mkdir(exist_ok=True)  # fresh, and no dagster.yaml in it
+    home.mkdir(exist_ok=True)
+    write_local_config(str(home))  # the instance config `make dev` gives users
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -237,6 +242,28 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     finally:
         con.close()
     return r
+
+
+def mode_events(args) -> tuple[list[Result], list[str]]:
+    days = 30 if args.quick else 365
+    work = Path(tempfile.mkdtemp(prefix="pendo-bench-events-"))
+    results = []
+    try:
+        for batched in (False, True):
+            home = work / f"home-{batched}"
+            home.mkdir()
+            wall, cpu, rss, out = run_measured(
+                worker("dagster_bookkeeping", home=str(home), days=days, assets=4, batched=batched)
+            )
+            got = parse_worker(out)
+            name = "batched event log" if batched else "stock SQLite event log"
+            results.append(
+                Result(name, wall_s=got["bookkeeping_s"], cpu_s=cpu, rss_mb=rss, rows=got["rows"])
+            )
+        notes = [f"{days} daily partitions x 4 assets, one range run, assets do nothing"]
+        return results, notes
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def mode_ingest(args) -> tuple[list[Result], list[str]]:
@@ -353,6 +380,10 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
             out.append(
                 f"peak RSS one year / 7 days: {p.rss_mb / seven.rss_mb:.2f}  (target 0.8..1.2)"
             )
+    elif mode == "events":
+        s, b = by["stock SQLite event log"], by["batched event log"]
+        out.append(f"Dagster bookkeeping, batched: {b.wall_s:.2f} s  (target <= 2 s)")
+        out.append(f"batched/stock: {b.wall_s / s.wall_s:.3f}")
     elif mode == "ingest":
         p, n = by["project ingestion path"], by["naive script"]
         d = by["DuckDB read_json (ceiling)"]
@@ -371,7 +402,12 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
     return out
 
 
-MODES = {"backfill": mode_backfill, "ingest": mode_ingest, "visitors": mode_visitors}
+MODES = {
+    "backfill": mode_backfill,
+    "events": mode_events,
+    "ingest": mode_ingest,
+    "visitors": mode_visitors,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

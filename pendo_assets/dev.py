@@ -18,6 +18,7 @@ from datetime import timedelta
 from dotenv import dotenv_values
 
 from pendo_assets import clock
+from pendo_assets.instance import enable_event_batching, write_local_config
 from pendo_assets.settings import DEMO_HISTORY_DAYS
 
 DEMO_KEY = "demo-key"
@@ -94,6 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     env = effective_env(dict(os.environ))
     env.setdefault("DAGSTER_HOME", os.path.abspath(".dagster_home"))
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
+    config = write_local_config(env["DAGSTER_HOME"])
+    if config == "kept":
+        print(
+            f"{env['DAGSTER_HOME']}/dagster.yaml is your own (no pendo-assets marker line), so it "
+            "is kept; deploy/local/dagster.yaml has the batched event log (README > Performance)."
+        )
+    enable_event_batching(env)
     emulator = None
     if needs_emulator(env):
         emulator, url = start_emulator(env)

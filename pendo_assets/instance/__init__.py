@@ -1,0 +1,48 @@
+"""The Dagster instance the project ships for one machine: the batched SQLite event log
+(``event_log.py``) and the ``dagster.yaml`` that `make dev` writes from
+``deploy/local/dagster.yaml``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import MutableMapping
+from pathlib import Path
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "local" / "dagster.yaml"
+# The template's first line: a file that still starts with it is ours to refresh.
+MARKER = "# pendo-assets local instance"
+# Dagster reads this in every process that stores events (the CLI, run workers, the UI's
+# process when it plans a run). Events come in batches of a step's partitions; one year of
+# one asset is 365 events, so 1000 keeps most steps to one write.
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+EVENT_BATCH_SIZE = "1000"
+
+
+def enable_event_batching(env: MutableMapping[str, str] = os.environ) -> None:
+    """Turn Dagster's event batching on unless the user chose a size."""
+    env.setdefault(EVENT_BATCH_SIZE_ENV, EVENT_BATCH_SIZE)
+
+
+def render_local_config(dagster_home: str) -> str:
+    return TEMPLATE.read_text().replace("{DAGSTER_HOME}", str(Path(dagster_home).resolve()))
+
+
+def write_local_config(dagster_home: str) -> str:
+    """Write ``DAGSTER_HOME/dagster.yaml`` from the template when it is missing or is an older
+    copy of ours; a file of the user's (without the marker line) is left alone.
+
+    Returns what happened: "written", "refreshed", "current" or "kept".
+    """
+    path = Path(dagster_home) / "dagster.yaml"
+    wanted = render_local_config(dagster_home)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(wanted)
+        return "written"
+    have = path.read_text()
+    if have == wanted:
+        return "current"
+    if have.startswith(MARKER):
+        path.write_text(wanted)
+        return "refreshed"
+    return "kept"
