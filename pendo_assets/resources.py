@@ -28,7 +28,7 @@ class PendoResource(dg.ConfigurableResource):
     apply_exclude_list: bool = True
     drop_columns: list[str] = []
     max_concurrency: int = 8
-    days_per_request: int = 1
+    days_per_request: int = 30
     request_timeout_s: float = 300.0
     max_retries: int = 6
     backoff_base_s: float = 1.0

@@ -279,7 +279,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         apply_exclude_list=_bool(env, "PENDO_APPLY_EXCLUDE_LIST", True),
         drop_columns=drop,
         max_concurrency=_number(env, "PENDO_MAX_CONCURRENCY", 8, 1, 64),
-        days_per_request=_number(env, "PENDO_DAYS_PER_REQUEST", 1, 1, MAX_DAYS_PER_REQUEST),
+        days_per_request=_number(env, "PENDO_DAYS_PER_REQUEST", 30, 1, MAX_DAYS_PER_REQUEST),
         lookback_days=_number(env, "PENDO_LOOKBACK_DAYS", 10, 1, 90),
         final_after_days=_number(env, "PENDO_FINAL_AFTER_DAYS", DEFAULT_FINAL_AFTER_DAYS, 0, 90),
         request_timeout_s=float(_number(env, "PENDO_REQUEST_TIMEOUT_S", 300, 1, 3600)),

@@ -21,7 +21,7 @@ def test_defaults_with_a_key():
     assert s.timezone == "UTC"
     assert s.duckdb_path == DEFAULT_DUCKDB_PATH
     assert s.include_anonymous and s.apply_exclude_list
-    assert s.max_concurrency == 8 and s.days_per_request == 1 and s.lookback_days == 10
+    assert s.max_concurrency == 8 and s.days_per_request == 30 and s.lookback_days == 10
     assert not s.demo
 
 

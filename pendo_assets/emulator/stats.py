@@ -24,6 +24,7 @@ class Stats:
             self.response_bytes = 0  # body bytes sent
             self.rows = 0  # result rows streamed
             self.connections = 0  # TCP connections accepted (keep-alive reuses them)
+            self.latency_s = 0.0  # modelled Pendo time (latency knobs), summed over requests
 
     def begin(self, aggregation: bool) -> None:
         with self._lock:
@@ -39,6 +40,10 @@ class Stats:
     def end(self) -> None:
         with self._lock:
             self.in_flight -= 1
+
+    def waited(self, seconds: float) -> None:
+        with self._lock:
+            self.latency_s += seconds
 
     def source(self, name: str) -> None:
         with self._lock:
@@ -65,4 +70,5 @@ class Stats:
                 "response_bytes": self.response_bytes,
                 "rows": self.rows,
                 "connections": self.connections,
+                "latency_s": round(self.latency_s, 3),
             }

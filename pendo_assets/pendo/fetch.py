@@ -9,10 +9,11 @@ fails loudly instead of shifting data by a day.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
@@ -32,7 +33,6 @@ from pendo_assets.pendo.days import (
     describe_offset,
     hours_in_day,
     local_midnight_ms,
-    windows,
 )
 from pendo_assets.pendo.tables import (
     Batch,
@@ -55,6 +55,11 @@ MAX_ZONE_SHIFT_MS = (24 + 14) * 3_600_000
 MIN_SHIFTED_EVENTS = 5
 
 
+# What one event request aims to bring back: big enough that Pendo's per-request cost is paid
+# rarely, small enough that an answer is a few MB and far from Pendo's memory limit.
+ROWS_PER_REQUEST = 50_000
+
+
 class TimezoneMismatchError(PendoError):
     pass
 
@@ -65,10 +70,11 @@ class FetchOptions:
     zone: ZoneInfo
     zone_name: str
     drop_columns: frozenset[str] = frozenset()
-    days_per_request: int = 1
+    days_per_request: int = 30  # the upper bound; windows are sized by WindowSizer
     max_concurrency: int = 8
     entity_page_size: int = ENTITY_PAGE_SIZE
     entity_page_floor: int = ENTITY_PAGE_FLOOR
+    rows_per_request: int = ROWS_PER_REQUEST
 
 
 # -- entities ------------------------------------------------------------------------------
@@ -284,7 +290,11 @@ def _fetch_day_by_hours(
 
 
 def fetch_window(
-    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+    client: PendoClient,
+    source: Source,
+    days: list[date],
+    opts: FetchOptions,
+    on_split: Callable[[int], None] | None = None,
 ) -> dict[date, TypedTable]:
     """Fetch consecutive days in one request and split the rows back into days.
 
@@ -302,6 +312,8 @@ def fetch_window(
         )
     except (PendoMemoryLimitError, PendoTimeoutError):
         if len(days) > 1:
+            if on_split is not None:
+                on_split(len(days))
             out: dict[date, TypedTable] = {}
             for d in days:
                 out.update(fetch_window(client, source, [d], opts))
@@ -364,6 +376,60 @@ def split_days(
     return out
 
 
+class WindowSizer:
+    """Days per request for one source, from what it returned so far.
+
+    Starts at one day; after each answer the next windows hold about ``rows_per_request`` rows
+    at the source's average rows per day, at most ``days_per_request`` days (one for raw
+    events). Once Pendo has
+    refused a window (memory limit, timeout), the budget drops to the largest answer it has
+    accepted, so later windows stay at a size known to work.
+    """
+
+    def __init__(self, opts: FetchOptions, source: Source | None = None):
+        # Raw events stay one day per request: only then is the day Pendo filed an event under
+        # known (a stray browserTime in a multi-day answer could land on a neighbouring day and
+        # fail a final day's reconciliation for nothing).
+        raw = source is not None and source.raw
+        self.limit = 1 if raw else max(1, opts.days_per_request)
+        self.target = max(1, opts.rows_per_request)
+        self.size = 1
+        self.rows = 0
+        self.days = 0
+        self.largest_accepted = 0
+        self._lock = threading.Lock()
+
+    @property
+    def measured(self) -> bool:
+        return self.days > 0
+
+    def _resize(self) -> None:
+        per_day = max(1.0, self.rows / self.days) if self.days else 1.0
+        self.size = max(1, min(self.limit, int(self.target // per_day)))
+
+    def observe(self, days: int, rows: int, largest_answer: int) -> None:
+        with self._lock:
+            self.days += days
+            self.rows += rows
+            self.largest_accepted = max(self.largest_accepted, largest_answer)
+            self._resize()
+
+    def refused(self) -> None:
+        with self._lock:
+            self.target = max(1, min(self.target, self.largest_accepted))
+            self._resize()
+
+
+def _next_window(days: list[date], start: int, size: int) -> list[date]:
+    """The longest run of consecutive days from ``days[start]``, at most ``size`` long."""
+    w = [days[start]]
+    for d in days[start + 1 : start + size]:
+        if d - w[-1] != timedelta(days=1):
+            break
+        w.append(d)
+    return w
+
+
 def fetch_days(
     client: PendoClient,
     source: Source,
@@ -371,26 +437,41 @@ def fetch_days(
     opts: FetchOptions,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[date, TypedTable]]:
-    """Yield (day, table) for every day, fetching windows concurrently.
+    """Yield (day, table) for every day, fetching adaptive windows concurrently.
 
-    At most ``2 * max_concurrency`` windows are pending at once, so a year-long range holds only
-    a few days in memory however fast Pendo answers.
+    The first request asks for one day alone; once it has answered, windows are sized by
+    ``WindowSizer`` and up to ``max_concurrency`` are in flight (so a refusal resizes the
+    windows not yet asked for), and a year-long range
+    holds only a few windows in memory however fast Pendo answers.
     """
-    todo = windows(days, opts.days_per_request)
-    total = len(days)
+    todo = sorted(days)
+    sizer = WindowSizer(opts, source)
+    total = len(todo)
     done = 0
+    nxt = 0
+
+    def fetch(w: list[date]) -> dict[date, TypedTable]:
+        split: list[int] = []
+        out = fetch_window(client, source, w, opts, on_split=split.append)
+        rows = [t.num_rows for t in out.values()]
+        # A refused window was answered a day at a time: the largest day is what Pendo took.
+        sizer.observe(len(w), sum(rows), max(rows, default=0) if split else sum(rows))
+        if split:
+            sizer.refused()
+        return out
+
     with ThreadPoolExecutor(
         max_workers=opts.max_concurrency, thread_name_prefix=f"pendo-{source.name}"
     ) as pool:
         pending: set[Future] = set()
-        it = iter(todo)
         try:
             while True:
-                while len(pending) < 2 * opts.max_concurrency:
-                    w = next(it, None)
-                    if w is None:
-                        break
-                    pending.add(pool.submit(fetch_window, client, source, w, opts))
+                # Until the first answer the source's size is unknown: one probe request.
+                room = opts.max_concurrency if sizer.measured else 1
+                while len(pending) < room and nxt < total:
+                    w = _next_window(todo, nxt, sizer.size)
+                    nxt += len(w)
+                    pending.add(pool.submit(fetch, w))
                 if not pending:
                     break
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
