@@ -80,8 +80,10 @@ def test_backfill_through_transient_faults_equals_a_clean_run(
     )
     start, end = "2026-10-05", "2026-10-09"
     with EmulatorServer(subscription, integration_key=TEST_KEY, faults=faults).start() as faulty:
+        # About every other request fails: with all sources fetched at once the faults land on
+        # requests in no fixed order, so give each request room for a long unlucky streak.
         project = make_project(
-            faulty, PENDO_MAX_RETRIES="6", PENDO_REQUEST_TIMEOUT_S="1", PENDO_MAX_CONCURRENCY="4"
+            faulty, PENDO_MAX_RETRIES="12", PENDO_REQUEST_TIMEOUT_S="1", PENDO_MAX_CONCURRENCY="4"
         )
         result = project.materialize(RAW_KEYS, start, end)
         # Half-way, switch the failures to 500s: both kinds are retried.

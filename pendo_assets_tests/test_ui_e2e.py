@@ -304,7 +304,8 @@ def test_materializations_carry_rows_requests_bytes_seconds_and_a_preview(loaded
     (mat,) = data["assetNodeOrError"]["assetMaterializations"]
     assert mat["partition"] in loaded.days
     meta = {m["label"]: m for m in mat["metadataEntries"]}
-    assert meta["pendo_requests"]["intValue"] >= len(loaded.days)
+    # Adaptive windows: a one-day probe, then the other days in as few requests as fit.
+    assert 1 <= meta["pendo_requests"]["intValue"] <= len(loaded.days)
     assert meta["pendo_bytes"]["intValue"] > 0
     assert meta["fetch_seconds"]["floatValue"] >= 0
     assert meta["dagster/row_count"]["intValue"] > 0

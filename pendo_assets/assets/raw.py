@@ -1,9 +1,15 @@
-"""Raw Pendo assets, one per catalog source: entities (unpartitioned) and events (daily)."""
+"""Raw Pendo assets, one per catalog source: entities (unpartitioned) and events (daily).
+
+Each kind is one subsettable multi-asset, so a run over several sources fetches them all at once
+through one client (one bound on requests in flight); asset keys, tables and checks are per
+source as before.
+"""
 
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -12,6 +18,7 @@ import dagster as dg
 
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
+from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
 from pendo_assets.pendo.tables import declared_types
 from pendo_assets.resources import PendoResource
@@ -50,8 +57,9 @@ def staging_dir(source: Source) -> Iterator[Path]:
         raise
 
 
-def _client_metadata(pendo: PendoResource, before: dict, started: float) -> dict:
-    now = pendo.client.stats.as_dict()
+def _client_metadata(pendo: PendoResource, source: Source, before: dict, started: float) -> dict:
+    """This source's share of the client's requests (sources fetched together share one)."""
+    now = pendo.client.source_stats_dict(source.name)
     return {
         "pendo_requests": dg.MetadataValue.int(now["requests"] - before["requests"]),
         "pendo_retries": dg.MetadataValue.int(now["retries"] - before["retries"]),
@@ -61,79 +69,140 @@ def _client_metadata(pendo: PendoResource, before: dict, started: float) -> dict
     }
 
 
-def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
+def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOut:
     drop = settings.drop_columns
-
-    @dg.asset(
+    return dg.AssetOut(
         key=asset_key(source),
-        group_name=ENTITY_GROUP,
+        group_name=group,
         kinds=KINDS,
         io_manager_key=IO_MANAGER_KEY,
-        pool=settings.warehouse_pool,
+        is_required=False,  # the multi-asset is subsettable: any sources, any mix
         description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
-        f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run.{demo_note(settings)}",
+        f"`{RAW_SCHEMA}.{source.table}`{how}{demo_note(settings)}",
         metadata={
             "dagster/column_schema": raw_schema(source, drop),
             "dagster/table_name": f"{RAW_SCHEMA}.{source.table}",
             "pendo_source": source.name,
         },
     )
-    def _entity(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedTable:
-        started, before = time.monotonic(), pendo.client.stats.as_dict()
-        files = []
-        with staging_dir(source) as staging:
-            for i, batch in enumerate(fetch_entity(pendo.client, source, pendo.options)):
-                files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
-                context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
-        context.add_output_metadata(_client_metadata(pendo, before, started))
-        return StagedTable(files, declared_types(source, drop), staging)
-
-    return _entity
 
 
-def build_event_asset(
-    source: Source, settings: Settings, partitions: dg.PartitionsDefinition
+def output_name(source: Source) -> str:
+    return asset_key(source).to_python_identifier()
+
+
+def _load_concurrently(
+    context: dg.AssetExecutionContext,
+    sources: tuple[Source, ...],
+    load: Callable[[Source], tuple[object, dict]],
+    client: PendoClient,
+) -> Iterator[dg.Output]:
+    """Load every selected source at once, yielding each one's output as soon as it is ready.
+
+    The sources share the run's one client, so its bound (PENDO_MAX_CONCURRENCY) holds across
+    all of them, and one source's write overlaps the others' fetches. A source that fails does
+    not stop the others: their outputs are materialized, then the step fails naming it.
+    """
+    selected = [s for s in sources if asset_key(s) in context.selected_asset_keys]
+    failures: list[tuple[Source, BaseException]] = []
+    with ThreadPoolExecutor(max_workers=len(selected) or 1, thread_name_prefix="pendo") as pool:
+        futures: dict[Future, Source] = {}
+        for source in selected:
+            futures[pool.submit(load, source)] = source
+            # The run's first request decides whether the key works (a 401/403 there is a bad
+            # key): let the first source in catalog order send it before the others start.
+            first = next(iter(futures))
+            while len(futures) == 1 and not first.done() and not client.wait_verified(0.05):
+                pass
+        for future in as_completed(futures):
+            source = futures[future]
+            try:
+                value, metadata = future.result()
+            except Exception as exc:  # noqa: BLE001 - reported below, after the others land
+                context.log.error(f"{source.name} failed: {exc}")
+                failures.append((source, exc))
+                continue
+            yield dg.Output(value, output_name=output_name(source), metadata=metadata)
+    if len(failures) == 1 and len(selected) == 1:
+        raise failures[0][1]
+    if failures:
+        names = ", ".join(s.name for s, _ in failures)
+        raise dg.Failure(
+            description=f"{len(failures)} of {len(selected)} Pendo sources failed ({names}); "
+            "the others were written.\n" + "\n".join(f"- {s.name}: {exc}" for s, exc in failures)
+        ) from failures[0][1]
+
+
+def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
+    drop = settings.drop_columns
+    how = ", replaced whole on every run."
+
+    @dg.multi_asset(
+        name="load_pendo_entities",
+        outs={output_name(s): _out(s, settings, ENTITY_GROUP, how) for s in ENTITIES},
+        can_subset=True,
+        pool=settings.warehouse_pool,
+        description="Pendo's entity sources, fetched together through one client.",
+    )
+    def _entities(context: dg.AssetExecutionContext, pendo: PendoResource):
+        opts = pendo.options
+
+        def load(source: Source) -> tuple[StagedTable, dict]:
+            started, before = time.monotonic(), pendo.client.source_stats_dict(source.name)
+            files = []
+            with staging_dir(source) as staging:
+                for i, batch in enumerate(fetch_entity(pendo.client, source, opts)):
+                    files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
+                    context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
+            staged = StagedTable(files, declared_types(source, drop), staging)
+            return staged, _client_metadata(pendo, source, before, started)
+
+        yield from _load_concurrently(context, ENTITIES, load, pendo.client)
+
+    return _entities
+
+
+def build_event_assets(
+    settings: Settings, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     drop = settings.drop_columns
-    base_types = declared_types(source, drop)
+    how = (
+        "; one partition per subscription-local day (`day`), replaced atomically when "
+        "re-materialized."
+    )
 
-    @dg.asset(
-        key=asset_key(source),
-        group_name=RAW_EVENT_GROUP,
-        kinds=KINDS,
-        io_manager_key=IO_MANAGER_KEY,
+    @dg.multi_asset(
+        name="load_pendo_events",
+        outs={output_name(s): _out(s, settings, RAW_EVENT_GROUP, how) for s in EVENTS},
+        can_subset=True,
         pool=settings.warehouse_pool,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
-        f"`{RAW_SCHEMA}.{source.table}`; one partition per subscription-local day "
-        f"(`day`), replaced atomically when re-materialized.{demo_note(settings)}",
-        metadata={
-            "dagster/column_schema": raw_schema(source, drop),
-            "dagster/table_name": f"{RAW_SCHEMA}.{source.table}",
-            "pendo_source": source.name,
-        },
+        description="Pendo's event sources, fetched together through one client.",
     )
-    def _events(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedDays:
+    def _events(context: dg.AssetExecutionContext, pendo: PendoResource):
         days = [date.fromisoformat(k) for k in context.partition_keys]
-        started, before = time.monotonic(), pendo.client.stats.as_dict()
+        opts = pendo.options
         step = max(1, len(days) // 20)
 
-        def progress(done: int, total: int) -> None:
-            if done == total or done % step == 0:
-                context.log.info(f"fetched {done}/{total} days of {source.name}")
+        def load(source: Source) -> tuple[StagedDays, dict]:
+            started, before = time.monotonic(), pendo.client.source_stats_dict(source.name)
 
-        files = []
-        with staging_dir(source) as staging:
-            for day, table in fetch_days(pendo.client, source, days, pendo.options, progress):
-                files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
-        context.add_output_metadata(_client_metadata(pendo, before, started))
-        return StagedDays(days, files, base_types, staging)
+            def progress(done: int, total: int) -> None:
+                if done == total or done % step == 0:
+                    context.log.info(f"fetched {done}/{total} days of {source.name}")
+
+            files = []
+            with staging_dir(source) as staging:
+                for day, table in fetch_days(pendo.client, source, days, opts, progress):
+                    files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
+            staged = StagedDays(days, files, declared_types(source, drop), staging)
+            return staged, _client_metadata(pendo, source, before, started)
+
+        yield from _load_concurrently(context, EVENTS, load, pendo.client)
 
     return _events
 
 
 def raw_assets(settings: Settings, partitions: dg.PartitionsDefinition) -> list:
-    return [build_entity_asset(s, settings) for s in ENTITIES] + [
-        build_event_asset(s, settings, partitions) for s in EVENTS
-    ]
+    return [build_entity_assets(settings), build_event_assets(settings, partitions)]

@@ -11,6 +11,11 @@ is final only after about nine days (``PENDO_FINAL_AFTER_DAYS``). So:
 - a totals query Pendo cannot answer (after its own retries and splitting) is a WARN of
   ``reconciles_young_days``, "could not reconcile <days>: <reason>", not a crashed step.
 
+Final days that agreed with Pendo are remembered in ``_state.reconciled_days`` with the totals
+they had; while the warehouse still holds those totals, they are not asked again (a final day
+does not change at Pendo, and ours did not change either), so a year's reconciliation after a
+re-run costs only its young days.
+
 The warnings live in their own, non-blocking check because Dagster's automation condition
 ``all_deps_blocking_checks_passed`` treats *any* failed blocking check as not passed, warnings
 included: in the blocking check they would hold back enriched tables every morning.
@@ -37,6 +42,37 @@ def final_days(days: list[date], settings: Settings, clock: Clock) -> set[date]:
     return {d for d in days if (today - d).days > settings.final_after_days}
 
 
+# The project's own bookkeeping, apart from the data schemas analysts browse.
+LEDGER_SCHEMA, LEDGER_TABLE = "_state", "reconciled_days"
+LEDGER = f"{LEDGER_SCHEMA}.{LEDGER_TABLE}"
+
+
+def _remembered(wh: Warehouse, source: Source, days: list[date]) -> dict[date, tuple]:
+    """Final days that agreed with Pendo earlier: {day: (rows, numEvents)} as they were then."""
+    if not days or not wh.exists(LEDGER_SCHEMA, LEDGER_TABLE):
+        return {}
+    found = wh.query(
+        f"SELECT day, rows, num_events FROM {LEDGER} WHERE source = ? AND day BETWEEN ? AND ?",
+        [source.name, *day_span(days)],
+    )
+    return {d: (n, s) for d, n, s in found}
+
+
+def _remember(wh: Warehouse, source: Source, agreed: dict[date, tuple]) -> None:
+    if not agreed:
+        return
+    with wh.transaction() as con:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {LEDGER} (source VARCHAR, day DATE, rows BIGINT, "
+            "num_events BIGINT, PRIMARY KEY (source, day))"
+        )
+        con.executemany(
+            f"INSERT OR REPLACE INTO {LEDGER} VALUES (?, ?, ?, ?)",
+            [(source.name, d, n, s) for d, (n, s) in sorted(agreed.items())],
+        )
+
+
 def _equal(source: Source, ours: tuple, theirs: DayTotals) -> bool:
     n, s = ours
     return n == theirs.rows and (source.raw or int(s) == theirs.num_events)
@@ -61,7 +97,15 @@ def reconcile_result(
     empty = (0, 0 if not source.raw else None)
     ours = {d: (n, s) for d, n, s in found}
     final = final_days(days, settings, clock)
-    theirs, failures = try_day_totals(pendo.client, source, days, pendo.options)
+    # Final days that agreed before and whose rows are unchanged need no question to Pendo.
+    known = _remembered(wh, source, sorted(final))
+    settled = {d for d in final if d in known and tuple(known[d]) == tuple(ours.get(d, empty))}
+    asked = [d for d in days if d not in settled]
+    theirs, failures = (
+        try_day_totals(pendo.client, source, asked, pendo.options) if asked else ({}, [])
+    )
+    for d in settled:
+        theirs[d] = DayTotals(*known[d])
     differing = [
         d for d in days if d in theirs and not _equal(source, ours.get(d, empty), theirs[d])
     ]
@@ -75,6 +119,15 @@ def reconcile_result(
         d for d in young if d in again and not _equal(source, ours.get(d, empty), again[d])
     ]
     bad_final = [d for d in differing if d in final]
+    _remember(
+        wh,
+        source,
+        {
+            d: ours.get(d, empty)
+            for d in final
+            if d in theirs and d not in settled and d not in bad_final
+        },
+    )
     not_asked = sorted(d for d in days if d not in theirs or (d in young and d not in again))
 
     rows = []
@@ -87,6 +140,8 @@ def reconcile_result(
             result = "DIFFERS (final)"
         elif d in still_young:
             result = "differs (young, still changing)"
+        elif d in settled:
+            result = "ok (agreed before, unchanged: not asked again)"
         else:
             result = "ok"
         rows.append(
@@ -136,6 +191,7 @@ def reconcile_result(
             "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_final]),
             "warehouse_rows": dg.MetadataValue.int(sum(v[0] for v in ours.values())),
             "pendo_rows": dg.MetadataValue.int(sum(t.rows for t in theirs.values())),
+            "days_not_asked_again": dg.MetadataValue.int(len(settled)),
         },
         description=_blocking_description(source, days, checked_final, bad_final, settings),
     )

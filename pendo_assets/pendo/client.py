@@ -116,6 +116,9 @@ class PendoClient:
         self._lock = threading.Lock()
         self._in_flight = 0
         self.stats = ClientStats()
+        # The same counters per Pendo source, for sources fetched at once through this client.
+        self.source_stats: dict[str, ClientStats] = {}
+        self._current = threading.local()  # the source of the request this thread is sending
         # Until one request has been accepted, send one at a time: a wrong key then costs a
         # single request instead of one per worker thread.
         self._verified = threading.Event()
@@ -165,6 +168,7 @@ class PendoClient:
         self, body: dict, what: str, parse: Callable[[bytes], Any], split_on_timeout: bool
     ):
         last = ""
+        self._current.stats = self._stats_of(_source_name(body))
         for attempt in range(self.max_retries + 1):
             try:
                 return self._once(body, what, parse)
@@ -182,7 +186,8 @@ class PendoClient:
                 if exc.retry_after is not None:
                     delay = min(max(delay, exc.retry_after), max(self.backoff_cap_s, 1.0))
                 with self._lock:
-                    self.stats.retries += 1
+                    for st in self._counted():
+                        st.retries += 1
                 time.sleep(delay)
         raise PendoUnavailableError(
             f"Pendo did not answer {what} after {self.max_retries + 1} attempts "
@@ -199,8 +204,9 @@ class PendoClient:
         with self._slots:
             with self._lock:
                 self._in_flight += 1
-                self.stats.requests += 1
-                self.stats.max_in_flight = max(self.stats.max_in_flight, self._in_flight)
+                for st in self._counted():
+                    st.requests += 1
+                    st.max_in_flight = max(st.max_in_flight, self._in_flight)
             try:
                 return self._send(headers, body, what, parse)
             finally:
@@ -285,13 +291,31 @@ class PendoClient:
                     f"HTTP {status} with a cut-off or non-JSON body ({str(exc)[:200]})"
                 ) from None
             with self._lock:
-                self.stats.bytes += count
-                self.stats.rows += len(rows)
+                for st in self._counted():
+                    st.bytes += count
+                    st.rows += len(rows)
             return rows
 
     def _count_bytes(self, n: int) -> None:
         with self._lock:
-            self.stats.bytes += n
+            for st in self._counted():
+                st.bytes += n
+
+    def _stats_of(self, source: str) -> ClientStats:
+        with self._lock:
+            return self.source_stats.setdefault(source, ClientStats())
+
+    def _counted(self) -> tuple[ClientStats, ...]:
+        """The run's counters and those of this thread's source (caller holds the lock)."""
+        mine = getattr(self._current, "stats", None)
+        return (self.stats,) if mine is None else (self.stats, mine)
+
+    def wait_verified(self, timeout_s: float) -> bool:
+        """Block until a request has been accepted (the key works), at most ``timeout_s``."""
+        return self._verified.wait(timeout_s)
+
+    def source_stats_dict(self, source: str) -> dict:
+        return self._stats_of(source).as_dict()
 
 
 def _source_name(body: dict) -> str:

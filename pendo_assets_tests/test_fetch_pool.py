@@ -1,0 +1,125 @@
+"""A run over several raw sources fetches them all at once, through the run's one bound."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+import duckdb
+
+from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
+from pendo_assets_tests.conftest import day_truth, loaded
+
+FIRST = date(2026, 10, 1)
+DAYS = [FIRST + timedelta(days=i) for i in range(3)]
+AGGREGATED = [s for s in EVENTS if not s.raw]
+
+
+def _materializations(result) -> dict[str, dict]:
+    return {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in result.get_asset_materialization_events()
+    }
+
+
+def test_sources_are_fetched_together_under_one_bound(fresh_emulator, subscription, make_project):
+    # 3 days a day at a time: one source alone never has more than 3 requests to make.
+    fresh_emulator.faults.update(latency_base_ms=150)
+    project = make_project(fresh_emulator, PENDO_MAX_CONCURRENCY="4", PENDO_DAYS_PER_REQUEST="1")
+    keys = [f"pendo/{s.table}" for s in AGGREGATED]
+    result = project.materialize(keys, str(DAYS[0]), str(DAYS[-1]))
+    assert result.success
+    stats = fresh_emulator.stats.snapshot()
+    # Sequential steps would peak at 3; together they reach the bound and never pass it.
+    assert stats["max_in_flight"] == 4
+    for s in AGGREGATED:
+        assert loaded(project.duckdb_path, s, DAYS) == day_truth(subscription, s, DAYS), s.name
+    # Each source's metadata counts its own requests, and together they are all of them.
+    metadata = _materializations(result)
+    per_source = {
+        k: m["pendo_requests"].value for k, m in metadata.items() if "pendo_requests" in m
+    }
+    assert set(per_source) == set(keys)
+    assert all(n == 3 for n in per_source.values()), per_source
+    # The loads' requests (the checks' totals queries come after, in their own steps).
+    assert sum(per_source.values()) == 4 * 3
+
+
+def test_a_subset_runs_only_the_sources_asked_for(fresh_emulator, make_project):
+    project = make_project(fresh_emulator)
+    result = project.materialize(["pendo/page_events"], str(DAYS[0]))
+    assert result.success
+    assert set(_materializations(result)) == {"pendo/page_events"}
+    asked = fresh_emulator.stats.snapshot()["by_source"]
+    assert set(asked) == {"pageEvents"}  # the load and its reconciliation, nothing else
+    assert SOURCES_BY_NAME["pageEvents"].table == "page_events"
+
+
+def test_a_failing_source_lets_the_others_land_then_fails_the_step_naming_it(
+    fresh_emulator, subscription, make_project
+):
+    project = make_project(fresh_emulator)
+    assert project.materialize(["pendo/accounts"]).success  # the key is known to work
+    fresh_emulator.faults.update(forbidden_sources=["featureEvents", "trackEvents"])
+    keys = [f"pendo/{s.table}" for s in AGGREGATED]
+    result = project.materialize(keys, str(DAYS[0]), raise_on_error=False)
+    assert not result.success
+    assert set(_materializations(result)) == {"pendo/events", "pendo/page_events"}
+    (failure,) = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    text = str(failure.step_failure_data.error)
+    assert "2 of 4 Pendo sources failed (featureEvents, trackEvents)" in text
+    assert "may not read featureEvents (HTTP 403)" in text
+    for s in (SOURCES_BY_NAME["events"], SOURCES_BY_NAME["pageEvents"]):
+        assert loaded(project.duckdb_path, s, DAYS[:1]) == day_truth(subscription, s, DAYS[:1])
+
+
+def _checks(result, key: str) -> dict[str, dg.AssetCheckEvaluation]:
+    return {
+        e.check_name: e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_key.to_user_string() == key
+    }
+
+
+def test_final_days_that_agreed_are_not_asked_again_while_unchanged(
+    fresh_emulator, subscription, make_project
+):
+    """Days of early October are final at the suite's clock (2026-11-25)."""
+    project = make_project(fresh_emulator, PENDO_DAYS_PER_REQUEST="1")
+    first, last = str(DAYS[0]), str(DAYS[-1])
+    assert project.materialize(["pendo/page_events"], first, last).success
+    loads_and_totals = fresh_emulator.stats.snapshot()["by_source"]["pageEvents"]
+    assert loads_and_totals == 3 + 3  # 3 one-day loads, 3 one-day totals
+    again = project.materialize(["pendo/page_events"], first, last)
+    checks = _checks(again, "pendo/page_events")
+    assert checks["reconciles_with_pendo"].passed
+    assert checks["reconciles_with_pendo"].metadata["days_not_asked_again"].value == 3
+    # The second run asked Pendo only for the loads: the three final days were settled.
+    assert fresh_emulator.stats.snapshot()["by_source"]["pageEvents"] == loads_and_totals + 3
+    # A day whose rows changed in the warehouse is asked again, and the difference found.
+    project_rows = project.query("SELECT count(*) FROM pendo.page_events WHERE day = ?", [DAYS[1]])[
+        0
+    ][0]
+    assert project_rows > 1
+    con = duckdb.connect(project.duckdb_path)
+    try:
+        con.execute(
+            "DELETE FROM pendo.page_events WHERE rowid IN "
+            "(SELECT rowid FROM pendo.page_events WHERE day = ? LIMIT 1)",
+            [DAYS[1]],
+        )
+    finally:
+        con.close()
+    checked = dg.materialize(
+        [*project.defs.assets, *project.defs.asset_checks],
+        selection=dg.AssetSelection.checks_for_assets(dg.AssetKey(["pendo", "page_events"])),
+        resources=project.defs.resources,
+        instance=project.instance,
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
+        raise_on_error=False,
+    )
+    result = _checks(checked, "pendo/page_events")["reconciles_with_pendo"]
+    assert not result.passed
+    assert result.metadata["failed_days"].value == [str(DAYS[1])]
+    assert result.metadata["days_not_asked_again"].value == 2
