@@ -36,6 +36,7 @@ class PendoResource(dg.ConfigurableResource):
     entity_page_floor: int = ENTITY_PAGE_FLOOR
 
     _client: PendoClient | None = PrivateAttr(default=None)
+    _options: FetchOptions | None = PrivateAttr(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings, integration_key) -> PendoResource:
@@ -74,17 +75,20 @@ class PendoResource(dg.ConfigurableResource):
 
     @property
     def options(self) -> FetchOptions:
-        return FetchOptions(
-            scope=Scope(
-                app_ids=parse_app_ids(self.app_ids),
-                include_anonymous=self.include_anonymous,
-                apply_exclude_list=self.apply_exclude_list,
-            ),
-            zone=ZoneInfo(self.timezone),
-            zone_name=self.timezone,
-            drop_columns=frozenset(self.drop_columns),
-            days_per_request=self.days_per_request,
-            max_concurrency=self.max_concurrency,
-            entity_page_size=self.entity_page_size,
-            entity_page_floor=self.entity_page_floor,
-        )
+        """The typed fetch options, parsed from the fields once per resource instance."""
+        if self._options is None:
+            self._options = FetchOptions(
+                scope=Scope(
+                    app_ids=parse_app_ids(self.app_ids),
+                    include_anonymous=self.include_anonymous,
+                    apply_exclude_list=self.apply_exclude_list,
+                ),
+                zone=ZoneInfo(self.timezone),
+                zone_name=self.timezone,
+                drop_columns=frozenset(self.drop_columns),
+                days_per_request=self.days_per_request,
+                max_concurrency=self.max_concurrency,
+                entity_page_size=self.entity_page_size,
+                entity_page_floor=self.entity_page_floor,
+            )
+        return self._options

@@ -126,6 +126,7 @@ def _load_concurrently(
     if len(failures) == 1 and len(selected) == 1:
         raise failures[0][1]
     if failures:
+        failures.sort(key=lambda f: sources.index(f[0]))  # catalog order, not finishing order
         names = ", ".join(s.name for s, _ in failures)
         raise dg.Failure(
             description=f"{len(failures)} of {len(selected)} Pendo sources failed ({names}); "
