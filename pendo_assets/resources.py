@@ -6,14 +6,18 @@ inside the run process, so it never appears in run config, the UI or logs.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 from pydantic import PrivateAttr
 
+from pendo_assets.catalog import Source
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import ENTITY_PAGE_FLOOR, ENTITY_PAGE_SIZE, FetchOptions
 from pendo_assets.pendo.queries import Scope
+from pendo_assets.pendo.totals import try_day_totals
 from pendo_assets.settings import Settings, parse_app_ids
 
 
@@ -37,6 +41,9 @@ class PendoResource(dg.ConfigurableResource):
 
     _client: PendoClient | None = PrivateAttr(default=None)
     _options: FetchOptions | None = PrivateAttr(default=None)
+    # Pendo's totals asked for while the run still loads, for the reconciliation checks.
+    _totals: dict = PrivateAttr(default_factory=dict)
+    _totals_pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
 
     @classmethod
     def from_settings(cls, settings: Settings, integration_key) -> PendoResource:
@@ -70,8 +77,32 @@ class PendoResource(dg.ConfigurableResource):
         return self._client
 
     def teardown_after_execution(self, context) -> None:
+        if self._totals_pool is not None:
+            self._totals_pool.shutdown(wait=True, cancel_futures=True)
         if self._client is not None:
             self._client.close()
+
+    def prefetch_totals(self, source: Source, days: list[date]) -> None:
+        """Ask Pendo for ``days``' totals in the background, through the run's one client, so
+        the reconciliation check finds them ready instead of asking after every load."""
+        if not days:
+            return
+        if self._totals_pool is None:
+            self._totals_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="totals")
+        future = self._totals_pool.submit(try_day_totals, self.client, source, days, self.options)
+        self._totals[source.name] = (frozenset(days), future)
+
+    def prefetched_totals(self, source: Source, days: list[date]) -> tuple | None:
+        """(totals, failures) asked during this run's load for a superset of ``days``, once."""
+        entry = self._totals.pop(source.name, None)
+        if entry is None or not set(days) <= entry[0]:
+            return None
+        totals, failures = entry[1].result()
+        wanted = set(days)
+        return (
+            {d: t for d, t in totals.items() if d in wanted},
+            [(w, exc) for w, exc in failures if wanted & set(w)],
+        )
 
     @property
     def options(self) -> FetchOptions:

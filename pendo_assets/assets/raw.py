@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import pyarrow.compute as pc
 
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
@@ -23,7 +24,8 @@ from pendo_assets.pendo.fetch import fetch_days, fetch_entity
 from pendo_assets.pendo.tables import declared_types
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings
-from pendo_assets.warehouse.io_manager import StagedDays, StagedTable
+from pendo_assets.warehouse.io_manager import StagedDays, StagedTable, WarehouseResource
+from pendo_assets.warehouse.reconciled import remembered
 from pendo_assets.warehouse.store import stage
 
 ENTITY_GROUP = "pendo_entities"
@@ -85,6 +87,14 @@ def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOu
             "pendo_source": source.name,
         },
     )
+
+
+def day_totals(source: Source, table) -> tuple:
+    """(rows, sum numEvents) of one day as loaded; numEvents is None for raw events."""
+    if source.raw or "num_events" not in table.column_names:
+        return (table.num_rows, None if source.raw else 0)
+    total = pc.sum(table.column("num_events")).as_py()
+    return (table.num_rows, int(total or 0))
 
 
 def output_name(source: Source) -> str:
@@ -181,7 +191,9 @@ def build_event_assets(
         backfill_policy=dg.BackfillPolicy.single_run(),
         description="Pendo's event sources, fetched together through one client.",
     )
-    def _events(context: dg.AssetExecutionContext, pendo: PendoResource):
+    def _events(
+        context: dg.AssetExecutionContext, pendo: PendoResource, warehouse: WarehouseResource
+    ):
         days = [date.fromisoformat(k) for k in context.partition_keys]
         opts = pendo.options
         step = max(1, len(days) // 20)
@@ -194,9 +206,17 @@ def build_event_assets(
                     context.log.info(f"fetched {done}/{total} days of {source.name}")
 
             files = []
+            fetched: dict[date, tuple] = {}
             with staging_dir(source) as staging:
                 for day, table in fetch_days(pendo.client, source, days, opts, progress):
                     files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
+                    fetched[day] = day_totals(source, table.table)
+            # Reconciliation's question to Pendo, asked now while the other sources still load;
+            # final days that agreed before with these very totals need no question.
+            known = remembered(warehouse.warehouse, source, days)
+            pendo.prefetch_totals(
+                source, [d for d in days if d not in known or known[d] != fetched.get(d)]
+            )
             staged = StagedDays(days, files, declared_types(source, drop), staging)
             return staged, _client_metadata(pendo, source, before, started)
 

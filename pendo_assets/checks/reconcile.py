@@ -33,6 +33,7 @@ from pendo_assets.clock import Clock
 from pendo_assets.pendo.totals import DayTotals, try_day_totals
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings
+from pendo_assets.warehouse.reconciled import remember, remembered
 from pendo_assets.warehouse.store import Warehouse, markdown_table
 
 
@@ -40,37 +41,6 @@ def final_days(days: list[date], settings: Settings, clock: Clock) -> set[date]:
     """The days Pendo no longer changes: older than ``PENDO_FINAL_AFTER_DAYS`` by ``clock``."""
     today = clock().astimezone(settings.zone).date()
     return {d for d in days if (today - d).days > settings.final_after_days}
-
-
-# The project's own bookkeeping, apart from the data schemas analysts browse.
-LEDGER_SCHEMA, LEDGER_TABLE = "_state", "reconciled_days"
-LEDGER = f"{LEDGER_SCHEMA}.{LEDGER_TABLE}"
-
-
-def _remembered(wh: Warehouse, source: Source, days: list[date]) -> dict[date, tuple]:
-    """Final days that agreed with Pendo earlier: {day: (rows, numEvents)} as they were then."""
-    if not days or not wh.exists(LEDGER_SCHEMA, LEDGER_TABLE):
-        return {}
-    found = wh.query(
-        f"SELECT day, rows, num_events FROM {LEDGER} WHERE source = ? AND day BETWEEN ? AND ?",
-        [source.name, *day_span(days)],
-    )
-    return {d: (n, s) for d, n, s in found}
-
-
-def _remember(wh: Warehouse, source: Source, agreed: dict[date, tuple]) -> None:
-    if not agreed:
-        return
-    with wh.transaction() as con:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}")
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {LEDGER} (source VARCHAR, day DATE, rows BIGINT, "
-            "num_events BIGINT, PRIMARY KEY (source, day))"
-        )
-        con.executemany(
-            f"INSERT OR REPLACE INTO {LEDGER} VALUES (?, ?, ?, ?)",
-            [(source.name, d, n, s) for d, (n, s) in sorted(agreed.items())],
-        )
 
 
 def _equal(source: Source, ours: tuple, theirs: DayTotals) -> bool:
@@ -98,12 +68,12 @@ def reconcile_result(
     ours = {d: (n, s) for d, n, s in found}
     final = final_days(days, settings, clock)
     # Final days that agreed before and whose rows are unchanged need no question to Pendo.
-    known = _remembered(wh, source, sorted(final))
+    known = remembered(wh, source, sorted(final))
     settled = {d for d in final if d in known and tuple(known[d]) == tuple(ours.get(d, empty))}
     asked = [d for d in days if d not in settled]
-    theirs, failures = (
-        try_day_totals(pendo.client, source, asked, pendo.options) if asked else ({}, [])
-    )
+    # Asked during this run's load (concurrently with the other sources), or asked now.
+    ready = pendo.prefetched_totals(source, asked) if asked else ({}, [])
+    theirs, failures = ready or try_day_totals(pendo.client, source, asked, pendo.options)
     for d in settled:
         theirs[d] = DayTotals(*known[d])
     differing = [
@@ -119,7 +89,7 @@ def reconcile_result(
         d for d in young if d in again and not _equal(source, ours.get(d, empty), again[d])
     ]
     bad_final = [d for d in differing if d in final]
-    _remember(
+    remember(
         wh,
         source,
         {

@@ -1,0 +1,42 @@
+"""Final days that agreed with Pendo, remembered with the totals they had then.
+
+A final day no longer changes at Pendo; while the warehouse still holds the same totals for it,
+reconciliation need not ask Pendo again. Kept in the ``_state`` schema, apart from the data
+schemas analysts browse.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pendo_assets.catalog import Source
+from pendo_assets.warehouse.store import Warehouse
+
+LEDGER_SCHEMA, LEDGER_TABLE = "_state", "reconciled_days"
+LEDGER = f"{LEDGER_SCHEMA}.{LEDGER_TABLE}"
+
+
+def remembered(wh: Warehouse, source: Source, days: list[date]) -> dict[date, tuple]:
+    """Final days that agreed with Pendo earlier: {day: (rows, numEvents)} as they were then."""
+    if not days or not wh.exists(LEDGER_SCHEMA, LEDGER_TABLE):
+        return {}
+    found = wh.query(
+        f"SELECT day, rows, num_events FROM {LEDGER} WHERE source = ? AND day BETWEEN ? AND ?",
+        [source.name, min(days), max(days)],
+    )
+    return {d: (n, s) for d, n, s in found}
+
+
+def remember(wh: Warehouse, source: Source, agreed: dict[date, tuple]) -> None:
+    if not agreed:
+        return
+    with wh.transaction() as con:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}")
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {LEDGER} (source VARCHAR, day DATE, rows BIGINT, "
+            "num_events BIGINT, PRIMARY KEY (source, day))"
+        )
+        con.executemany(
+            f"INSERT OR REPLACE INTO {LEDGER} VALUES (?, ?, ?, ?)",
+            [(source.name, d, n, s) for d, (n, s) in sorted(agreed.items())],
+        )
