@@ -123,3 +123,29 @@ def test_final_days_that_agreed_are_not_asked_again_while_unchanged(
     assert not result.passed
     assert result.metadata["failed_days"].value == [str(DAYS[1])]
     assert result.metadata["days_not_asked_again"].value == 2
+
+
+def test_the_load_asks_pendos_totals_so_the_checks_find_them_ready(
+    fresh_emulator, make_project, monkeypatch
+):
+    from pendo_assets.checks import reconcile
+
+    asked_by_checks: list[str] = []
+    real = reconcile.try_day_totals
+
+    def counting(client, source, days, opts):
+        asked_by_checks.append(source.name)
+        return real(client, source, days, opts)
+
+    monkeypatch.setattr(reconcile, "try_day_totals", counting)
+    project = make_project(fresh_emulator, PENDO_DAYS_PER_REQUEST="1")
+    keys = [f"pendo/{s.table}" for s in AGGREGATED]
+    result = project.materialize(keys, str(DAYS[0]), str(DAYS[-1]))
+    assert result.success
+    for key in keys:
+        checks = _checks(result, key)
+        assert checks["reconciles_with_pendo"].passed, key
+        assert checks["reconciles_with_pendo"].metadata["days_checked"].value == 3
+    assert asked_by_checks == []  # every check found its totals asked during the load
+    by_source = fresh_emulator.stats.snapshot()["by_source"]
+    assert all(by_source[s.name] == 3 + 3 for s in AGGREGATED), by_source  # loads + totals
