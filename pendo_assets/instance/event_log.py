@@ -133,8 +133,11 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             return
         with self._batch_index_transaction() as conn:
             has_index_cols = self._has_asset_key_index_cols_on_connection(conn)
-            asset_values: dict[str, dict[str, Any]] = {}
-            for event, row in mirrored:
+            # Per asset key, the last event of each kind: later events overwrite the columns
+            # earlier ones set, so these alone give the row that event-by-event updates leave
+            # (and a year of materializations is serialized into it once, not 365 times).
+            last: dict[str, dict[Any, tuple[int, EventLogEntry, int]]] = {}
+            for position, (event, row) in enumerate(mirrored):
                 kind = event.dagster_event_type
                 insert = SqlEventLogStorageTable.insert().values(**row)
                 if kind in ASSET_EVENTS:
@@ -142,15 +145,18 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
                     self._store_asset_event_tags(conn, [event], [event_id])
                     key = event.get_dagster_event().asset_key
                     if key is not None:
-                        values = self._get_asset_entry_values(event, event_id, has_index_cols)
-                        if values:
-                            asset_values.setdefault(key.to_string(), {}).update(values)
+                        last.setdefault(key.to_string(), {})[kind] = (position, event, event_id)
                 elif kind in ASSET_CHECK_EVENTS:
                     event_id = conn.execute(insert).inserted_primary_key[0]
                     self.store_asset_check_event(event, event_id)
                 else:
                     conn.execute(insert)
-            self._upsert_asset_keys(conn, asset_values)
+            asset_values: dict[str, dict[str, Any]] = {}
+            for key, by_kind in last.items():
+                for _, event, event_id in sorted(by_kind.values(), key=lambda t: t[0]):
+                    values = self._get_asset_entry_values(event, event_id, has_index_cols)
+                    asset_values.setdefault(key, {}).update(values)
+            self._upsert_asset_keys(conn, {k: v for k, v in asset_values.items() if v})
 
     def _upsert_asset_keys(self, conn: Connection, asset_values: dict[str, dict[str, Any]]) -> None:
         """One write per asset key: the batch's values merged in event order."""
