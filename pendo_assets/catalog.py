@@ -72,6 +72,12 @@ class Source:
     params: dict = field(default_factory=dict)  # extra source parameters
     # Raw event sources take `blacklist: "apply"` (Pendo's Exclude List) when it is enabled.
     takes_exclude_list: bool = False
+    # Entities: the analytics table keeping every version of each row (SCD type 2).
+    history: str | None = None
+
+    @property
+    def history_table(self) -> str | None:
+        return f"{ANALYTICS_SCHEMA}.{self.history}" if self.history else None
 
     @property
     def time_field(self) -> str | None:
@@ -85,6 +91,12 @@ class Source:
 
 
 ENTITY_ID = "id"
+
+# Entity columns that change on every visit (or every sync), not because an attribute did:
+# history does not open a new version for them unless PENDO_HISTORY_TRACK_COLUMNS names them.
+# `metadata_auto_last*` (lastvisit, lastupdated, lastbrowsername, ...) and the per-app
+# `metadata_auto_<app>_lastvisit`.
+HISTORY_UNTRACKED_PATTERN = r"^metadata_auto_.*last[a-z]*$"
 
 _AGGREGATED_EVENT_COLUMNS = {
     "visitorId": VARCHAR,
@@ -151,6 +163,7 @@ SOURCES: tuple[Source, ...] = (
         name="accounts",
         table="accounts",
         kind="entity",
+        history="account_history",
         description="One row per Pendo account, with its agent, auto and custom metadata "
         "flattened into columns (`metadata_agent_name`, `metadata_auto_lastvisit`, ...).",
         columns={
@@ -168,6 +181,7 @@ SOURCES: tuple[Source, ...] = (
         name="visitors",
         table="visitors",
         kind="entity",
+        history="visitor_history",
         description="One row per Pendo visitor (identified, and anonymous `_PENDO_T_` ones "
         "unless excluded), with agent, auto, per-app auto and custom metadata as columns.",
         columns={
@@ -187,6 +201,7 @@ SOURCES: tuple[Source, ...] = (
         name="pages",
         table="pages",
         kind="entity",
+        history="page_history",
         description="One row per tagged page of every app, with its product area "
         "(`group_name`) and URL rules (`rules`, JSON).",
         columns={**_TAG_COLUMNS, "rules": JSON},
@@ -197,6 +212,7 @@ SOURCES: tuple[Source, ...] = (
         name="features",
         table="features",
         kind="entity",
+        history="feature_history",
         description="One row per tagged feature of every app, with the page it lives on "
         "(`page_id`) and its product area (`group_name`).",
         columns={
@@ -214,6 +230,7 @@ SOURCES: tuple[Source, ...] = (
         name="guides",
         table="guides",
         kind="entity",
+        history="guide_history",
         description="One row per guide of every app: state, launch method, and its steps and "
         "polls as JSON arrays.",
         columns={
@@ -237,6 +254,7 @@ SOURCES: tuple[Source, ...] = (
         name="trackTypes",
         table="track_types",
         kind="entity",
+        history="track_type_history",
         description="One row per track event type (custom `pendo.track()` event name) of "
         "every app.",
         columns={

@@ -13,6 +13,7 @@ import os
 import dagster as dg
 
 from pendo_assets.assets.enriched import enriched_assets
+from pendo_assets.assets.history import history_assets
 from pendo_assets.assets.marts import mart_assets
 from pendo_assets.assets.raw import raw_assets
 from pendo_assets.assets.report import build_report_asset
@@ -48,6 +49,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         *raw_assets(settings, partitions),
         *enriched_assets(settings, partitions),
         *mart_assets(settings, partitions),
+        *history_assets(settings),
         build_report_asset(settings),
     ]
     # Built from the final asset list, so every daily asset joins the lookback refresh.

@@ -62,6 +62,8 @@ class Settings:
     retry_backoff_s: float
     alert_webhook: str | None
     demo: bool  # no PENDO_INTEGRATION_KEY of the user's: running on the embedded emulator
+    # Columns that entity history versions on although they change on every visit by default.
+    history_track_columns: frozenset[str] = frozenset()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -258,6 +260,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
                 f"{col!r} is not a snake_case column name",
                 "remote_ip,user_agent",
             )
+    track = _column_list(env, "PENDO_HISTORY_TRACK_COLUMNS", "metadata_auto_lastvisit")
     return Settings(
         base_url=base_url,
         app_ids=parse_app_ids(env.get("PENDO_APP_ID")),
@@ -278,4 +281,14 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         retry_backoff_s=_number(env, "PENDO_RETRY_BACKOFF_S", 1.0, 0.0, 60.0),
         alert_webhook=webhook,
         demo=demo,
+        history_track_columns=track,
     )
+
+
+def _column_list(env: Mapping[str, str], var: str, example: str) -> frozenset[str]:
+    raw = env.get(var, "")
+    cols = frozenset(c.strip() for c in raw.split(",") if c.strip())
+    for col in cols:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", col):
+            raise _bad(var, raw, f"{col!r} is not a snake_case column name", example)
+    return cols
