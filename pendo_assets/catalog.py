@@ -56,6 +56,24 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Nested:
+    """A table flattened from a JSON array column of an entity (a guide's ``steps``), rebuilt
+    in the same transaction as every load of that entity.
+
+    ``columns`` maps an output column to a DuckDB expression over ``j`` (one array element,
+    JSON) and ``p`` (the parent row).
+    """
+
+    table: str  # pendo.<table>
+    field: str  # the parent's JSON array column
+    id_column: str  # output column holding the element's own id
+    parent_key: str  # output column holding the parent's id
+    description: str
+    columns: dict[str, str]
+    types: dict[str, str]  # output column -> DuckDB type, for the UI schema
+
+
+@dataclass(frozen=True)
 class Source:
     name: str  # Pendo's source name, as sent in the pipeline
     table: str  # DuckDB table (and last part of the asset key)
@@ -74,6 +92,12 @@ class Source:
     takes_exclude_list: bool = False
     # Entities: the analytics table keeping every version of each row (SCD type 2).
     history: str | None = None
+    # Entities: tables flattened from JSON array columns, written with every load.
+    nested: tuple[Nested, ...] = ()
+    # Events: names joined from nested tables (``Lookup.entity`` names a ``Nested`` table).
+    nested_lookups: tuple[Lookup, ...] = ()
+    # Events: columns computed from the enriched row (output column -> DuckDB expression).
+    derived: dict[str, str] = field(default_factory=dict)
 
     @property
     def history_table(self) -> str | None:
@@ -156,6 +180,13 @@ _TAG_COLUMNS = {
     "rootVersionId": VARCHAR,
     "stableVersionId": VARCHAR,
 }
+
+# An NPS answer is a whole number 0-10 on an NPSRating poll; anything else is not a score.
+_NPS_NUMBER = "TRY_CAST(poll_response AS DOUBLE)"
+_NPS_SCORE = (
+    f"CASE WHEN poll_type = 'NPSRating' AND {_NPS_NUMBER} BETWEEN 0 AND 10 "
+    f"AND {_NPS_NUMBER} = floor({_NPS_NUMBER}) THEN CAST({_NPS_NUMBER} AS INTEGER) END"
+)
 
 SOURCES: tuple[Source, ...] = (
     # --- entities -------------------------------------------------------------------------
@@ -249,6 +280,59 @@ SOURCES: tuple[Source, ...] = (
         id_column="id",
         required=("id",),
         json_fields=frozenset({"audience"}),
+        nested=(
+            Nested(
+                table="guide_steps",
+                field="steps",
+                id_column="step_id",
+                parent_key="guide_id",
+                description="One row per step of every guide: its rank and 1-based "
+                "`step_number` in the guide, type, page and name (where Pendo has one).",
+                columns={
+                    "step_id": "j->>'id'",
+                    "step_number": "row_number() OVER (PARTITION BY p.id "
+                    "ORDER BY TRY_CAST(j->>'rank' AS BIGINT), j->>'id')",
+                    "rank": "TRY_CAST(j->>'rank' AS BIGINT)",
+                    "type": "j->>'type'",
+                    "page_id": "j->>'pageId'",
+                    "name": "j->>'name'",
+                    "advance_method": "j->>'advanceMethod'",
+                    "poll_ids": "CAST(j->'pollIds' AS JSON)",
+                },
+                types={
+                    "step_id": VARCHAR,
+                    "step_number": BIGINT,
+                    "rank": BIGINT,
+                    "type": VARCHAR,
+                    "page_id": VARCHAR,
+                    "name": VARCHAR,
+                    "advance_method": VARCHAR,
+                    "poll_ids": JSON,
+                },
+            ),
+            Nested(
+                table="polls",
+                field="polls",
+                id_column="poll_id",
+                parent_key="guide_id",
+                description="One row per poll of every guide: question text, question type "
+                "(`NPSRating`, `FreeForm`, `PickList`, ...) and its choices (JSON).",
+                columns={
+                    "poll_id": "j->>'id'",
+                    "question": "j->>'question'",
+                    "question_type": "j->>'questionType'",
+                    "is_nps": "coalesce(j->>'questionType' = 'NPSRating', false)",
+                    "choices": "CAST(coalesce(j->'idResponses', j->'numericResponses') AS JSON)",
+                },
+                types={
+                    "poll_id": VARCHAR,
+                    "question": VARCHAR,
+                    "question_type": VARCHAR,
+                    "is_nps": BOOLEAN,
+                    "choices": JSON,
+                },
+            ),
+        ),
     ),
     Source(
         name="trackTypes",
@@ -364,10 +448,23 @@ SOURCES: tuple[Source, ...] = (
         required=("visitorId", "appId", "browserTime", "guideId", "pollId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,
+        nested_lookups=(
+            Lookup("poll_id", "polls", {"poll_question": "question", "poll_type": "question_type"}),
+        ),
+        derived={
+            "nps_score": _NPS_SCORE,
+            "nps_bucket": f"CASE WHEN ({_NPS_SCORE}) <= 6 THEN 'detractor' "
+            f"WHEN ({_NPS_SCORE}) <= 8 THEN 'passive' "
+            f"WHEN ({_NPS_SCORE}) <= 10 THEN 'promoter' END",
+        },
     ),
 )
 
 SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+# Nested table -> (the table, the entity it is flattened from).
+NESTED_BY_TABLE: dict[str, tuple[Nested, Source]] = {
+    n.table: (n, s) for s in SOURCES for n in s.nested
+}
 SOURCES_BY_TABLE: dict[str, Source] = {s.table: s for s in SOURCES}
 ENTITIES: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "entity")
 EVENTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "event")

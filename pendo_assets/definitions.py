@@ -19,6 +19,7 @@ from pendo_assets.assets.raw import raw_assets
 from pendo_assets.assets.report import build_report_asset
 from pendo_assets.automation import build_automation
 from pendo_assets.checks import all_checks
+from pendo_assets.nps_checks import nps_checks
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings, load_settings
@@ -56,7 +57,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     schedules, sensors = build_automation(settings, assets, partitions)
     return dg.Definitions(
         assets=assets,
-        asset_checks=all_checks(settings),
+        asset_checks=[*all_checks(settings), *nps_checks()],
         schedules=schedules,
         sensors=sensors,
         resources={

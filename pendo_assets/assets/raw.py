@@ -12,6 +12,7 @@ import dagster as dg
 
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
+from pendo_assets.enriched import nested_query
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
 from pendo_assets.pendo.tables import declared_types
 from pendo_assets.resources import PendoResource
@@ -61,6 +62,23 @@ def _client_metadata(pendo: PendoResource, before: dict, started: float) -> dict
     }
 
 
+def nested_statements(source: Source, drop: frozenset[str]) -> list[str]:
+    """Rebuild the tables flattened from this entity (``pendo.guide_steps``, ...)."""
+    return [
+        f"CREATE OR REPLACE TABLE {RAW_SCHEMA}.{n.table} AS {nested_query(n, source)}"
+        for n in source.nested
+        if n.field not in drop
+    ]
+
+
+def _nested_note(source: Source) -> str:
+    if not source.nested:
+        return ""
+    return " Flattened from it in the same transaction: " + " ".join(
+        f"`{RAW_SCHEMA}.{n.table}`: {n.description}" for n in source.nested
+    )
+
+
 def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
     drop = settings.drop_columns
 
@@ -71,11 +89,21 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
         io_manager_key=IO_MANAGER_KEY,
         pool=settings.warehouse_pool,
         description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
-        f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run.{demo_note(settings)}",
+        f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run."
+        f"{_nested_note(source)}{demo_note(settings)}",
         metadata={
             "dagster/column_schema": raw_schema(source, drop),
             "dagster/table_name": f"{RAW_SCHEMA}.{source.table}",
             "pendo_source": source.name,
+            **{
+                f"{n.table}_column_schema": dg.TableSchema(
+                    columns=[
+                        dg.TableColumn(c, t)
+                        for c, t in {n.parent_key: "VARCHAR", "app_id": "BIGINT", **n.types}.items()
+                    ]
+                )
+                for n in source.nested
+            },
         },
     )
     def _entity(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedTable:
@@ -86,7 +114,9 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
                 files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
                 context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
         context.add_output_metadata(_client_metadata(pendo, before, started))
-        return StagedTable(files, declared_types(source, drop), staging)
+        return StagedTable(
+            files, declared_types(source, drop), staging, after=nested_statements(source, drop)
+        )
 
     return _entity
 

@@ -357,6 +357,19 @@ def track_types(sub: Subscription, app_id: int) -> tuple[dict, ...]:
     return tuple(rows)
 
 
+def _poll(sub: Subscription, app_id: int, i: int, k: int, qtype: str, question: str) -> dict:
+    """A guide poll as Pendo stores it: NPS polls carry their 0-10 scale."""
+    poll: dict = {
+        "id": pendo_id(sub.seed, "Poll", app_id, i, k),
+        "question": question,
+        "questionType": qtype,
+        "attributes": {"type": qtype},
+    }
+    if qtype == "NPSRating":
+        poll["numericResponses"] = list(range(11))
+    return poll
+
+
 @functools.lru_cache(maxsize=256)
 def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
     page_rows = pages(sub, app_id)
@@ -372,11 +385,11 @@ def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
         polls: list[dict] = []
         if i == 0:  # an NPS guide: a 0-10 score poll plus a free-text follow-up
             polls = [
-                {"id": pendo_id(sub.seed, "Poll", app_id, i, 0), "questionType": "NPSRating"},
-                {"id": pendo_id(sub.seed, "Poll", app_id, i, 1), "questionType": "FreeForm"},
+                _poll(sub, app_id, i, 0, "NPSRating", V.NPS_QUESTION),
+                _poll(sub, app_id, i, 1, "FreeForm", V.NPS_FOLLOW_UP),
             ]
         elif i == 1 or rng.random() < 0.2:
-            polls = [{"id": pendo_id(sub.seed, "Poll", app_id, i, 0), "questionType": "FreeForm"}]
+            polls = [_poll(sub, app_id, i, 0, "FreeForm", V.FREE_TEXT_QUESTION)]
         steps = []
         for s in range(n_steps):
             steps.append(
@@ -394,6 +407,8 @@ def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
                     "pollIds": [p["id"] for p in polls] if s == 0 else [],
                 }
             )
+            if n_steps > 1:  # Pendo names the steps of multi-step walkthroughs only
+                steps[-1]["name"] = V.STEP_NAMES[s % len(V.STEP_NAMES)]
         rows.append(
             {
                 "id": gid,

@@ -26,6 +26,8 @@ class StagedTable:
     files: list[StagedFile]
     base_types: dict[str, str]
     staging_dir: Path | None = None
+    # Statements run in the same transaction after the rows land (tables derived from them).
+    after: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -93,7 +95,7 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
         days = partition_days(context)
         try:
             if isinstance(obj, StagedTable):
-                result = wh.replace_table(schema, table, obj.files, obj.base_types)
+                result = wh.replace_table(schema, table, obj.files, obj.base_types, obj.after)
             elif isinstance(obj, StagedDays):
                 result = wh.replace_days(schema, table, days or obj.days, obj.files, obj.base_types)
             elif isinstance(obj, DaysQuery):

@@ -164,15 +164,23 @@ class Warehouse:
 
     # -- writes ---------------------------------------------------------------------------
     def replace_table(
-        self, schema: str, table: str, files: Sequence[StagedFile], base_types: dict[str, str]
+        self,
+        schema: str,
+        table: str,
+        files: Sequence[StagedFile],
+        base_types: dict[str, str],
+        after: Sequence[str] = (),
     ) -> WriteResult:
-        """Replace every row of an unpartitioned table with the staged files' rows."""
+        """Replace every row of an unpartitioned table with the staged files' rows, then run
+        the ``after`` statements in the same transaction."""
         types = _merged_types(base_types, files)
         fq = f"{quote(schema)}.{quote(table)}"
         with self.transaction() as con:
             target = self.evolve(con, schema, table, types)
             con.execute(f"DELETE FROM {fq}")
             self._insert_files(con, fq, files, target)
+            for sql in after:
+                con.execute(sql)
             result = self._result(con, schema, table, None)
         result.rows_written = sum(f.rows for f in files)
         return result
