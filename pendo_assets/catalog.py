@@ -92,6 +92,8 @@ class Source:
     takes_exclude_list: bool = False
     # Entities: the analytics table keeping every version of each row (SCD type 2).
     history: str | None = None
+    # Entities: Pendo field (epoch ms) bumped on every change; enables incremental refresh.
+    updated_field: str | None = None
     # Entities: tables flattened from JSON array columns, written with every load.
     nested: tuple[Nested, ...] = ()
     # Events: names joined from nested tables (``Lookup.entity`` names a ``Nested`` table).
@@ -206,6 +208,7 @@ SOURCES: tuple[Source, ...] = (
         },
         id_column="accountId",
         app_scoped=False,
+        updated_field="metadata.auto.lastupdated",
         required=("accountId",),
     ),
     Source(
@@ -226,6 +229,7 @@ SOURCES: tuple[Source, ...] = (
         },
         id_column="visitorId",
         app_scoped=False,
+        updated_field="metadata.auto.lastupdated",
         required=("visitorId",),
     ),
     Source(

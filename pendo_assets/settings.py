@@ -64,6 +64,10 @@ class Settings:
     demo: bool  # no PENDO_INTEGRATION_KEY of the user's: running on the embedded emulator
     # Columns that entity history versions on although they change on every visit by default.
     history_track_columns: frozenset[str] = frozenset()
+    # Day of the week (0 = Monday) whose refresh re-reads accounts/visitors whole; None: never.
+    full_refresh_weekday: int | None = 6
+    # Incremental refreshes ask for rows updated since the newest loaded lastupdated minus this.
+    incremental_margin_minutes: int = 60
 
     @property
     def zone(self) -> ZoneInfo:
@@ -282,6 +286,29 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         alert_webhook=webhook,
         demo=demo,
         history_track_columns=track,
+        full_refresh_weekday=parse_weekday(env.get("PENDO_FULL_REFRESH_WEEKDAY")),
+        incremental_margin_minutes=_number(
+            env, "PENDO_INCREMENTAL_MARGIN_MINUTES", 60, 0, 7 * 24 * 60
+        ),
+    )
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def parse_weekday(raw: str | None) -> int | None:
+    """``PENDO_FULL_REFRESH_WEEKDAY``: a day name (or its first three letters), or ``never``."""
+    value = (raw or "sunday").strip().lower()
+    if value in ("never", "none"):
+        return None
+    for i, name in enumerate(WEEKDAYS):
+        if value in (name, name[:3]):
+            return i
+    raise _bad(
+        "PENDO_FULL_REFRESH_WEEKDAY",
+        raw or "",
+        "expected a day of the week (monday ... sunday) or never",
+        "sunday",
     )
 
 

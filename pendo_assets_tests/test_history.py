@@ -168,3 +168,11 @@ def test_history_assets_run_in_dagster_after_their_entities(fresh_emulator, make
     for s in ENTITIES:
         n = project.query(f"SELECT count(*) FROM pendo.{s.table}")[0][0]
         assert project.query(f"SELECT count(*) FROM {s.history_table}") == [(n,)], s.table
+
+
+def test_reloading_a_timestamp_column_keeps_its_type():
+    """information_schema says TIMESTAMP WITH TIME ZONE for our TIMESTAMPTZ: not a widening
+    (it used to turn every timestamp column into VARCHAR on the second load)."""
+    from pendo_assets.warehouse.store import widen
+
+    assert widen("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") == "TIMESTAMP WITH TIME ZONE"

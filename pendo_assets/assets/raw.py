@@ -5,7 +5,8 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -14,10 +15,10 @@ from pendo_assets.assets.schema import raw_schema
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
 from pendo_assets.enriched import nested_query
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
-from pendo_assets.pendo.tables import declared_types
+from pendo_assets.pendo.tables import column_name, declared_types
 from pendo_assets.resources import PendoResource
-from pendo_assets.settings import Settings
-from pendo_assets.warehouse.io_manager import StagedDays, StagedTable
+from pendo_assets.settings import WEEKDAYS, Settings
+from pendo_assets.warehouse.io_manager import StagedDays, StagedTable, WarehouseResource
 from pendo_assets.warehouse.store import stage
 
 ENTITY_GROUP = "pendo_entities"
@@ -79,8 +80,67 @@ def _nested_note(source: Source) -> str:
     )
 
 
+class EntityConfig(dg.Config):
+    full_refresh: bool = False  # re-read every row (and close deleted entities in history)
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    full: bool
+    since_ms: int | None
+    reason: str
+
+
+def refresh_plan(
+    source: Source, settings: Settings, watermark_ms: int | None, asked_full: bool, now: datetime
+) -> RefreshPlan:
+    """Full or incremental? Incremental only for entities with an ``updated_field``, after a
+    first load, and not on the weekly full-refresh day nor when the run asks for a full one.
+
+    ``watermark_ms`` is the newest ``updated_field`` already loaded: Pendo's own clock, so
+    the window never depends on ours; the safety margin covers rows that become visible late.
+    """
+    if source.updated_field is None:
+        return RefreshPlan(True, None, "always read whole")
+    if asked_full:
+        return RefreshPlan(True, None, "run config full_refresh: true")
+    if settings.full_refresh_weekday is not None and now.weekday() == settings.full_refresh_weekday:
+        day = WEEKDAYS[settings.full_refresh_weekday]
+        return RefreshPlan(True, None, f"weekly full refresh ({day}, PENDO_FULL_REFRESH_WEEKDAY)")
+    if watermark_ms is None:
+        return RefreshPlan(True, None, "first load")
+    since = watermark_ms - settings.incremental_margin_minutes * 60_000
+    return RefreshPlan(False, since, "incremental")
+
+
+def _watermark_ms(warehouse: WarehouseResource, source: Source) -> int | None:
+    if source.updated_field is None:
+        return None
+    wh = warehouse.warehouse
+    col = column_name(source.updated_field)
+    with wh.connect() as con:
+        if col not in wh.columns(con, RAW_SCHEMA, source.table):
+            return None
+        value = con.execute(f"SELECT epoch_ms(max({col})) FROM {RAW_SCHEMA}.{source.table}")
+        return value.fetchone()[0]
+
+
 def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
     drop = settings.drop_columns
+    refresh_note = ""
+    if source.updated_field is not None:
+        weekly = (
+            "never"
+            if settings.full_refresh_weekday is None
+            else f"every {WEEKDAYS[settings.full_refresh_weekday].title()}"
+        )
+        refresh_note = (
+            f" Incremental: only rows whose `{source.updated_field}` moved since the newest one "
+            f"loaded (minus {settings.incremental_margin_minutes} min) are fetched and merged "
+            f"by id; a full refresh runs {weekly} (`PENDO_FULL_REFRESH_WEEKDAY`) or with run "
+            "config `full_refresh: true`, and only a full refresh lets history mark entities "
+            "deleted."
+        )
 
     @dg.asset(
         key=asset_key(source),
@@ -89,7 +149,7 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
         io_manager_key=IO_MANAGER_KEY,
         pool=settings.warehouse_pool,
         description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
-        f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run."
+        f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run.{refresh_note}"
         f"{_nested_note(source)}{demo_note(settings)}",
         metadata={
             "dagster/column_schema": raw_schema(source, drop),
@@ -106,16 +166,43 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
             },
         },
     )
-    def _entity(context: dg.AssetExecutionContext, pendo: PendoResource) -> StagedTable:
+    def _entity(
+        context: dg.AssetExecutionContext,
+        config: EntityConfig,
+        pendo: PendoResource,
+        warehouse: WarehouseResource,
+    ) -> StagedTable:
         started, before = time.monotonic(), pendo.client.stats.as_dict()
+        plan = refresh_plan(
+            source,
+            settings,
+            _watermark_ms(warehouse, source),
+            config.full_refresh,
+            datetime.now(settings.zone),
+        )
+        context.log.info(
+            f"{source.name}: {'full' if plan.full else 'incremental'} load ({plan.reason})"
+            + (f", rows updated since epoch ms {plan.since_ms}" if plan.since_ms else "")
+        )
         files = []
         with staging_dir(source) as staging:
-            for i, batch in enumerate(fetch_entity(pendo.client, source, pendo.options)):
+            batches = fetch_entity(pendo.client, source, pendo.options, since_ms=plan.since_ms)
+            for i, batch in enumerate(batches):
                 files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
                 context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
-        context.add_output_metadata(_client_metadata(pendo, before, started))
+        context.add_output_metadata(
+            {
+                **_client_metadata(pendo, before, started),
+                "full_refresh": dg.MetadataValue.bool(plan.full),
+                "refresh_reason": dg.MetadataValue.text(plan.reason),
+            }
+        )
         return StagedTable(
-            files, declared_types(source, drop), staging, after=nested_statements(source, drop)
+            files,
+            declared_types(source, drop),
+            staging,
+            after=nested_statements(source, drop),
+            merge_key=None if plan.full else column_name(source.id_column),
         )
 
     return _entity

@@ -463,7 +463,35 @@ def entity_rows(
     """Rows of an entity source; app-scoped ones only for ``app_ids`` (default: all apps)."""
     rows = ENTITY_GENERATORS[source_name](sub, app_ids)
     drifts = [d for d in sub.drift if d.source == source_name]
-    return _with_drift(sub, rows, drifts) if drifts else rows
+    rows = _with_drift(sub, rows, drifts) if drifts else rows
+    edits = [e for e in sub.edits if e.source == source_name]
+    return _with_edits(sub, rows, edits) if edits else rows
+
+
+def _with_edits(sub: Subscription, rows: Iterable[dict], edits: list) -> Iterator[dict]:
+    salts = [seed_of(sub.seed, "edit", e.source, e.salt) for e in edits]
+    for n, row in enumerate(rows):
+        for e, salt in zip(edits, salts, strict=True):
+            if (mix64(salt ^ n) % 1_000_000) >= e.share * 1_000_000:
+                continue
+            if e.delete:
+                row = None
+                break
+            row = _set_path(row, e.field, e.value)
+            row = _set_path(row, "metadata.auto.lastupdated", e.at_ms)
+        if row is not None:
+            yield row
+
+
+def _set_path(row: dict, path: str, value) -> dict:
+    """A copy of ``row`` with the dotted ``path`` set; the (shared, cached) input is intact."""
+    head, _, rest = path.partition(".")
+    out = dict(row)
+    if rest:
+        out[head] = _set_path(row.get(head) or {}, rest, value)
+    else:
+        out[head] = value
+    return out
 
 
 def _with_drift(sub: Subscription, rows: Iterable[dict], drifts: list) -> Iterator[dict]:

@@ -56,8 +56,11 @@ class FetchOptions:
 # -- entities ------------------------------------------------------------------------------
 
 
-def fetch_entity(client: PendoClient, source: Source, opts: FetchOptions) -> Iterator[TypedTable]:
-    """Yield the entity table in pages (accounts/visitors can be millions of rows)."""
+def fetch_entity(
+    client: PendoClient, source: Source, opts: FetchOptions, since_ms: int | None = None
+) -> Iterator[TypedTable]:
+    """Yield the entity table in pages (accounts/visitors can be millions of rows); with
+    ``since_ms``, only the rows changed since then (``source.updated_field``)."""
     if source.app_scoped:
         # Tags are at most thousands per app: one request.
         batch = client.aggregate(
@@ -68,7 +71,7 @@ def fetch_entity(client: PendoClient, source: Source, opts: FetchOptions) -> Ite
     after: str | None = None
     page = 0
     while True:
-        body = queries.entity_request(source, opts.scope, after, opts.entity_page_size)
+        body = queries.entity_request(source, opts.scope, after, opts.entity_page_size, since_ms)
         batch = client.aggregate(body, f"{source.name} (page {page + 1})", parse_batch)
         n = len(batch)
         last = batch.values(source.id_column)[n - 1].as_py() if n else None
