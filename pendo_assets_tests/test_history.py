@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import dagster as dg
 import pytest
 
 from pendo_assets.catalog import HISTORY_UNTRACKED_PATTERN
@@ -176,3 +177,21 @@ def test_reloading_a_timestamp_column_keeps_its_type():
     from pendo_assets.warehouse.store import widen
 
     assert widen("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ") == "TIMESTAMP WITH TIME ZONE"
+
+
+def test_one_history_asset_per_entity_downstream_of_it_with_its_schema(tmp_path):
+    from pendo_assets.catalog import ENTITIES
+    from pendo_assets.definitions import build_definitions
+    from pendo_assets.settings import load_settings
+
+    env = {"PENDO_DEMO": "1", "PENDO_DUCKDB_PATH": str(tmp_path / "w.duckdb")}
+    defs = build_definitions(load_settings(env))
+    graph = defs.resolve_asset_graph()
+    for s in ENTITIES:
+        key = dg.AssetKey(["analytics", s.history])
+        node = graph.get(key)
+        assert dg.AssetKey(["pendo", s.table]) in node.parent_keys
+        assert node.group_name == "analytics_history"
+        cols = [c.name for c in node.metadata["dagster/column_schema"].columns]
+        assert cols[-4:] == ["valid_from", "valid_to", "is_current", "is_deleted"]
+        assert "SCD type 2" in (node.description or "")

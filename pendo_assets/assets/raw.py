@@ -135,7 +135,7 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
             else f"every {WEEKDAYS[settings.full_refresh_weekday].title()}"
         )
         refresh_note = (
-            f" Incremental: only rows whose `{source.updated_field}` moved since the newest one "
+            f". Incremental: only rows whose `{source.updated_field}` moved since the newest one "
             f"loaded (minus {settings.incremental_margin_minutes} min) are fetched and merged "
             f"by id; a full refresh runs {weekly} (`PENDO_FULL_REFRESH_WEEKDAY`) or with run "
             "config `full_refresh: true`, and only a full refresh lets history mark entities "
@@ -149,7 +149,8 @@ def build_entity_asset(source: Source, settings: Settings) -> dg.AssetsDefinitio
         io_manager_key=IO_MANAGER_KEY,
         pool=settings.warehouse_pool,
         description=f"{source.description}\n\nPendo source `{source.name}` -> DuckDB table "
-        f"`{RAW_SCHEMA}.{source.table}`, replaced whole on every run.{refresh_note}"
+        f"`{RAW_SCHEMA}.{source.table}`"
+        f"{refresh_note or ', replaced whole on every run.'}"
         f"{_nested_note(source)}{demo_note(settings)}",
         metadata={
             "dagster/column_schema": raw_schema(source, drop),
