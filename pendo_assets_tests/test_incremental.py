@@ -83,6 +83,13 @@ def test_incremental_fetches_only_changed_rows_and_ends_like_a_full_refresh(serv
     assert result.asset_materializations_for_node("pendo__visitors")[-1].metadata[
         "pendo_rows"
     ].value == len(expected)
+    # Counted at the emulator too: accounts are incremental as well (none changed, only the
+    # margin's), so every row served is one the filter lets through.
+    accounts = base.entities("accounts")
+    acc_since = max(a["metadata"]["auto"]["lastupdated"] for a in accounts) - MARGIN_MIN * 60_000
+    acc_expected = [a for a in accounts if a["metadata"]["auto"]["lastupdated"] >= acc_since]
+    assert server.stats.rows == len(expected) + len(acc_expected)
+    assert server.stats.rows < len(visitors) // 5
     incremental = project.query("SELECT * FROM pendo.visitors ORDER BY visitor_id")
     assert project.query(
         "SELECT count(*) FROM pendo.visitors WHERE metadata_custom_plan = 'enterprise' "
