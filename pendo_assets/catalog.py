@@ -100,6 +100,7 @@ class Source:
     nested_lookups: tuple[Lookup, ...] = ()
     # Events: columns computed from the enriched row (output column -> DuckDB expression).
     derived: dict[str, str] = field(default_factory=dict)
+    derived_types: dict[str, str] = field(default_factory=dict)  # for the UI schema
 
     @property
     def history_table(self) -> str | None:
@@ -461,6 +462,7 @@ SOURCES: tuple[Source, ...] = (
             f"WHEN ({_NPS_SCORE}) <= 8 THEN 'passive' "
             f"WHEN ({_NPS_SCORE}) <= 10 THEN 'promoter' END",
         },
+        derived_types={"nps_score": "INTEGER", "nps_bucket": VARCHAR},
     ),
 )
 
