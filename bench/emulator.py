@@ -12,7 +12,7 @@ import sys
 import threading
 from datetime import date
 
-from pendo_assets.emulator import EmulatorServer, Faults, Subscription
+from pendo_assets.emulator import EmulatorServer, EntityEdit, Faults, Subscription
 
 
 def main() -> int:
@@ -24,6 +24,7 @@ def main() -> int:
     )
     spec["first_day"] = date.fromisoformat(spec["first_day"])
     spec["last_day"] = date.fromisoformat(spec["last_day"])
+    spec["edits"] = tuple(EntityEdit(**e) for e in spec.get("edits", ()))
     server = EmulatorServer(Subscription(**spec), integration_key=key, faults=faults)
 
     def on_signal(signum: int, frame: object) -> None:

@@ -15,6 +15,10 @@ Modes (each contender runs in its own process, so CPU and peak RSS are its own):
 - ``--mode visitors``: 1,000,000 visitors loaded by the project's path and by the naive one
   (peak RSS of each), then one enriched day against that visitors table (timed).
 
+- ``--mode refresh``: the morning visitors refresh (1,000,000 by default, ``--visitors N``)
+  after 1% of them changed: full re-read vs incremental (``lastupdated`` filter + merge by
+  id), each followed by the history fold: wall time, requests, bytes, peak RSS.
+
 ``--quick`` shrinks everything for a smoke run. Output is a plain-text table.
 """
 
@@ -31,7 +35,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pendo_assets import clock
@@ -341,6 +345,78 @@ def mode_visitors(args) -> tuple[list[Result], list[str]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def mode_refresh(args) -> tuple[list[Result], list[str]]:
+    """A morning refresh of N visitors where 1% changed overnight: full vs incremental."""
+    n = 20_000 if args.quick else args.visitors
+    first, last = date(2026, 6, 1), date(2026, 6, 30)  # pinned: figures never depend on today
+    spec = {
+        "first_day": str(first),
+        "last_day": str(last),
+        "n_visitors": n,
+        "n_accounts": max(50, n // 100),
+        "key": KEY,
+        "timezone": TIMEZONE,
+    }
+    work = Path(tempfile.mkdtemp(prefix="pendo-bench-refresh-"))
+    base, full_db, inc_db = (str(work / f"{x}.duckdb") for x in ("base", "full", "inc"))
+    results: list[Result] = []
+    try:
+        emu = Emulator(spec)
+        try:
+            run_measured(worker("refresh_visitors", url=emu.url, duckdb=base, full=True,
+                                at="2026-07-01T10:00:00+00:00"))  # fmt: skip
+        finally:
+            emu.stop()
+        for db in (full_db, inc_db):
+            shutil.copy(base, db)
+        # Overnight, 1% of the visitors changed plan (Pendo bumps their lastupdated).
+        edited_at = int(datetime(2026, 7, 1, 12, tzinfo=UTC).timestamp() * 1000)
+        edit = {"source": "visitors", "share": 0.01, "at_ms": edited_at,
+                "field": "metadata.custom.plan", "value": "enterprise"}  # fmt: skip
+        emu = Emulator({**spec, "edits": [edit]})
+        try:
+            for name, db, full in (("full refresh", full_db, True), ("incremental", inc_db, False)):
+                emu.reset()
+                wall, cpu, rss, out = run_measured(
+                    worker(
+                        "refresh_visitors",
+                        url=emu.url,
+                        duckdb=db,
+                        full=full,
+                        at="2026-07-02T10:00:00+00:00",
+                    )  # fmt: skip
+                )
+                info = parse_worker(out)
+                stats = emu.stats()
+                r = Result(name, wall, cpu, rss, info["fetched"])
+                r.requests = stats["aggregation_requests"]
+                r.extra = {**info, "bytes": stats["response_bytes"]}
+                results.append(r)
+        finally:
+            emu.stop()
+        import duckdb
+
+        con = duckdb.connect()
+        con.execute(f"ATTACH '{full_db}' AS f (READ_ONLY); ATTACH '{inc_db}' AS i (READ_ONLY)")
+        diff = con.execute(
+            "SELECT count(*) FROM ((SELECT * FROM f.pendo.visitors EXCEPT ALL "
+            "SELECT * FROM i.pendo.visitors) UNION ALL (SELECT * FROM i.pendo.visitors "
+            "EXCEPT ALL SELECT * FROM f.pendo.visitors))"
+        ).fetchone()[0]
+        con.close()
+        notes = [f"{n:,} visitors, 1% changed overnight; rows differing between the full and "
+                 f"the incremental result: {diff}"]  # fmt: skip
+        for r in results:
+            notes.append(
+                f"{r.name}: {r.wall_s:.1f} s wall, {r.requests} requests, "
+                f"{r.extra['bytes'] / 1e6:.1f} MB from Pendo, {r.rows:,} rows fetched, "
+                f"peak RSS {r.rss_mb:.0f} MB, {r.extra['new_versions']:,} new history versions"
+            )
+        return results, notes
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 # -- output --------------------------------------------------------------------------------
 
 
@@ -403,6 +479,11 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
         out.append(
             f"rows/CPU-s DuckDB/project: {d.rows_per_cpu_s / p.rows_per_cpu_s:.2f}  (target <= 3)"
         )
+    elif mode == "refresh":
+        f, i = by["full refresh"], by["incremental"]
+        out.append(f"wall incremental/full: {i.wall_s / f.wall_s:.3f}")
+        out.append(f"bytes incremental/full: {i.extra['bytes'] / f.extra['bytes']:.4f}")
+        out.append(f"peak RSS incremental/full: {i.rss_mb / f.rss_mb:.2f}")
     elif mode == "visitors":
         p, n = by["project visitors load"], by["naive visitors load"]
         e = by["enriched day vs visitors"]
@@ -417,6 +498,7 @@ MODES = {
     "events": mode_events,
     "ingest": mode_ingest,
     "visitors": mode_visitors,
+    "refresh": mode_refresh,
 }
 
 
@@ -424,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=sorted(MODES), default="backfill")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument(
+        "--visitors", type=int, default=1_000_000, help="visitors for --mode refresh"
+    )
     args = parser.parse_args(argv)
     results, notes = MODES[args.mode](args)
     print(f"mode: {args.mode}{' (quick)' if args.quick else ''}")

@@ -7,6 +7,7 @@ workers are written the way a first Pendo script usually is, on purpose.
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -293,10 +294,61 @@ def dagster_bookkeeping(home: str, days: int, assets: int, batched: bool) -> dic
     return {"rows": n * assets, "bookkeeping_s": seconds}
 
 
+def refresh_visitors(url: str, duckdb: str, full: bool, at: str, margin_min: int = 60) -> dict:
+    """The morning visitors refresh as the entity asset does it: full (replace) or incremental
+    (rows updated since the newest loaded lastupdated minus the margin, merged by id), then
+    the history fold."""
+    from pendo_assets.catalog import (
+        ANALYTICS_SCHEMA,
+        HISTORY_UNTRACKED_PATTERN,
+        RAW_SCHEMA,
+        SOURCES_BY_NAME,
+    )
+    from pendo_assets.pendo.client import PendoClient
+    from pendo_assets.pendo.fetch import fetch_entity
+    from pendo_assets.pendo.tables import declared_types
+    from pendo_assets.warehouse.history import apply_history
+    from pendo_assets.warehouse.store import Warehouse, stage
+
+    source = SOURCES_BY_NAME["visitors"]
+    client = PendoClient(url, KEY)
+    staging = Path(tempfile.mkdtemp(prefix="bench-refresh-"))
+    wh = Warehouse(duckdb)
+    since = None
+    if not full:
+        wm = wh.query(f"SELECT epoch_ms(max(metadata_auto_lastupdated)) FROM {RAW_SCHEMA}.visitors")
+        since = wm[0][0] - margin_min * 60_000
+    files = [
+        stage(t.table, t.types, staging / f"visitors-{i}.parquet")
+        for i, t in enumerate(fetch_entity(client, source, _options(), since_ms=since))
+    ]
+    types = declared_types(source)
+    if full:
+        wh.replace_table(RAW_SCHEMA, source.table, files, types)
+    else:
+        wh.merge_table(RAW_SCHEMA, source.table, files, types, "visitor_id")
+    hist = apply_history(
+        wh,
+        (RAW_SCHEMA, "visitors"),
+        (ANALYTICS_SCHEMA, "visitor_history"),
+        "visitor_id",
+        datetime.fromisoformat(at),
+        full,
+        HISTORY_UNTRACKED_PATTERN,
+    )
+    shutil.rmtree(staging, ignore_errors=True)
+    return {
+        "fetched": sum(f.rows for f in files),
+        "visitors": wh.query(f"SELECT count(*) FROM {RAW_SCHEMA}.visitors")[0][0],
+        "new_versions": hist.new_versions,
+    }
+
+
 WORKERS = {
     f.__name__: f
     for f in (
         dagster_bookkeeping,
+        refresh_visitors,
         naive_backfill,
         naive_ingest,
         naive_visitors,

@@ -56,6 +56,24 @@ class Lookup:
 
 
 @dataclass(frozen=True)
+class Nested:
+    """A table flattened from a JSON array column of an entity (a guide's ``steps``), rebuilt
+    in the same transaction as every load of that entity.
+
+    ``columns`` maps an output column to a DuckDB expression over ``j`` (one array element,
+    JSON) and ``p`` (the parent row).
+    """
+
+    table: str  # pendo.<table>
+    field: str  # the parent's JSON array column
+    id_column: str  # output column holding the element's own id
+    parent_key: str  # output column holding the parent's id
+    description: str
+    columns: dict[str, str]
+    types: dict[str, str]  # output column -> DuckDB type, for the UI schema
+
+
+@dataclass(frozen=True)
 class Source:
     name: str  # Pendo's source name, as sent in the pipeline
     table: str  # DuckDB table (and last part of the asset key)
@@ -75,6 +93,21 @@ class Source:
     # Event sources take `blacklist: "apply"` (Pendo's Exclude List) when it is enabled: Pendo's
     # own web app sends it on aggregated sources (events, pageEvents) as well as raw ones.
     takes_exclude_list: bool = False
+    # Entities: the analytics table keeping every version of each row (SCD type 2).
+    history: str | None = None
+    # Entities: Pendo field (epoch ms) bumped on every change; enables incremental refresh.
+    updated_field: str | None = None
+    # Entities: tables flattened from JSON array columns, written with every load.
+    nested: tuple[Nested, ...] = ()
+    # Events: names joined from nested tables (``Lookup.entity`` names a ``Nested`` table).
+    nested_lookups: tuple[Lookup, ...] = ()
+    # Events: columns computed from the enriched row (output column -> DuckDB expression).
+    derived: dict[str, str] = field(default_factory=dict)
+    derived_types: dict[str, str] = field(default_factory=dict)  # for the UI schema
+
+    @property
+    def history_table(self) -> str | None:
+        return f"{ANALYTICS_SCHEMA}.{self.history}" if self.history else None
 
     @property
     def time_field(self) -> str | None:
@@ -88,6 +121,12 @@ class Source:
 
 
 ENTITY_ID = "id"
+
+# Entity columns that change on every visit (or every sync), not because an attribute did:
+# history does not open a new version for them unless PENDO_HISTORY_TRACK_COLUMNS names them.
+# `metadata_auto_last*` (lastvisit, lastupdated, lastbrowsername, ...) and the per-app
+# `metadata_auto_<app>_lastvisit`.
+HISTORY_UNTRACKED_PATTERN = r"^metadata_auto_.*last[a-z]*$"
 
 _AGGREGATED_EVENT_COLUMNS = {
     "visitorId": VARCHAR,
@@ -154,12 +193,20 @@ _TAG_COLUMNS = {
     "stableVersionId": VARCHAR,
 }
 
+# An NPS answer is a whole number 0-10 on an NPSRating poll; anything else is not a score.
+_NPS_NUMBER = "TRY_CAST(poll_response AS DOUBLE)"
+_NPS_SCORE = (
+    f"CASE WHEN poll_type = 'NPSRating' AND {_NPS_NUMBER} BETWEEN 0 AND 10 "
+    f"AND {_NPS_NUMBER} = floor({_NPS_NUMBER}) THEN CAST({_NPS_NUMBER} AS INTEGER) END"
+)
+
 SOURCES: tuple[Source, ...] = (
     # --- entities -------------------------------------------------------------------------
     Source(
         name="accounts",
         table="accounts",
         kind="entity",
+        history="account_history",
         description="One row per Pendo account, with its agent, auto and custom metadata "
         "flattened into columns (`metadata_agent_name`, `metadata_auto_lastvisit`, ...).",
         columns={
@@ -171,12 +218,14 @@ SOURCES: tuple[Source, ...] = (
         },
         id_column="accountId",
         app_scoped=False,
+        updated_field="metadata.auto.lastupdated",
         required=("accountId",),
     ),
     Source(
         name="visitors",
         table="visitors",
         kind="entity",
+        history="visitor_history",
         description="One row per Pendo visitor (identified, and anonymous `_PENDO_T_` ones "
         "unless excluded), with agent, auto, per-app auto and custom metadata as columns.",
         columns={
@@ -190,12 +239,14 @@ SOURCES: tuple[Source, ...] = (
         },
         id_column="visitorId",
         app_scoped=False,
+        updated_field="metadata.auto.lastupdated",
         required=("visitorId",),
     ),
     Source(
         name="pages",
         table="pages",
         kind="entity",
+        history="page_history",
         description="One row per tagged page of every app, with its product area "
         "(`group_name`) and URL rules (`rules`, JSON).",
         columns={**_TAG_COLUMNS, "rules": JSON},
@@ -206,6 +257,7 @@ SOURCES: tuple[Source, ...] = (
         name="features",
         table="features",
         kind="entity",
+        history="feature_history",
         description="One row per tagged feature of every app, with the page it lives on "
         "(`page_id`) and its product area (`group_name`).",
         columns={
@@ -223,6 +275,7 @@ SOURCES: tuple[Source, ...] = (
         name="guides",
         table="guides",
         kind="entity",
+        history="guide_history",
         description="One row per guide of every app: state, launch method, and its steps and "
         "polls as JSON arrays.",
         columns={
@@ -241,11 +294,65 @@ SOURCES: tuple[Source, ...] = (
         id_column="id",
         required=("id",),
         json_fields=frozenset({"audience"}),
+        nested=(
+            Nested(
+                table="guide_steps",
+                field="steps",
+                id_column="step_id",
+                parent_key="guide_id",
+                description="One row per step of every guide: its rank and 1-based "
+                "`step_number` in the guide, type, page and name (where Pendo has one).",
+                columns={
+                    "step_id": "j->>'id'",
+                    "step_number": "row_number() OVER (PARTITION BY p.id "
+                    "ORDER BY TRY_CAST(j->>'rank' AS BIGINT), j->>'id')",
+                    "rank": "TRY_CAST(j->>'rank' AS BIGINT)",
+                    "type": "j->>'type'",
+                    "page_id": "j->>'pageId'",
+                    "name": "j->>'name'",
+                    "advance_method": "j->>'advanceMethod'",
+                    "poll_ids": "CAST(j->'pollIds' AS JSON)",
+                },
+                types={
+                    "step_id": VARCHAR,
+                    "step_number": BIGINT,
+                    "rank": BIGINT,
+                    "type": VARCHAR,
+                    "page_id": VARCHAR,
+                    "name": VARCHAR,
+                    "advance_method": VARCHAR,
+                    "poll_ids": JSON,
+                },
+            ),
+            Nested(
+                table="polls",
+                field="polls",
+                id_column="poll_id",
+                parent_key="guide_id",
+                description="One row per poll of every guide: question text, question type "
+                "(`NPSRating`, `FreeForm`, `PickList`, ...) and its choices (JSON).",
+                columns={
+                    "poll_id": "j->>'id'",
+                    "question": "j->>'question'",
+                    "question_type": "j->>'questionType'",
+                    "is_nps": "coalesce(j->>'questionType' = 'NPSRating', false)",
+                    "choices": "CAST(coalesce(j->'idResponses', j->'numericResponses') AS JSON)",
+                },
+                types={
+                    "poll_id": VARCHAR,
+                    "question": VARCHAR,
+                    "question_type": VARCHAR,
+                    "is_nps": BOOLEAN,
+                    "choices": JSON,
+                },
+            ),
+        ),
     ),
     Source(
         name="trackTypes",
         table="track_types",
         kind="entity",
+        history="track_type_history",
         description="One row per track event type (custom `pendo.track()` event name) of "
         "every app.",
         columns={
@@ -359,10 +466,24 @@ SOURCES: tuple[Source, ...] = (
         required=("visitorId", "browserTime", "guideId", "pollId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,
+        nested_lookups=(
+            Lookup("poll_id", "polls", {"poll_question": "question", "poll_type": "question_type"}),
+        ),
+        derived={
+            "nps_score": _NPS_SCORE,
+            "nps_bucket": f"CASE WHEN ({_NPS_SCORE}) <= 6 THEN 'detractor' "
+            f"WHEN ({_NPS_SCORE}) <= 8 THEN 'passive' "
+            f"WHEN ({_NPS_SCORE}) <= 10 THEN 'promoter' END",
+        },
+        derived_types={"nps_score": "INTEGER", "nps_bucket": VARCHAR},
     ),
 )
 
 SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+# Nested table -> (the table, the entity it is flattened from).
+NESTED_BY_TABLE: dict[str, tuple[Nested, Source]] = {
+    n.table: (n, s) for s in SOURCES for n in s.nested
+}
 SOURCES_BY_TABLE: dict[str, Source] = {s.table: s for s in SOURCES}
 ENTITIES: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "entity")
 EVENTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "event")

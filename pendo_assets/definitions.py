@@ -14,6 +14,7 @@ import dagster as dg
 
 import pendo_assets.quiet  # noqa: F401  (first: silences known warnings before assets are built)
 from pendo_assets.assets.enriched import enriched_assets
+from pendo_assets.assets.history import history_assets
 from pendo_assets.assets.marts import mart_assets
 from pendo_assets.assets.raw import raw_assets
 from pendo_assets.assets.report import build_report_asset
@@ -22,6 +23,7 @@ from pendo_assets.checks import all_checks
 from pendo_assets.clock import Clock, system_clock
 from pendo_assets.freshness import build_freshness
 from pendo_assets.instance import enable_event_batching
+from pendo_assets.nps_checks import nps_checks
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings, load_settings
@@ -53,6 +55,7 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
         *raw_assets(settings, partitions),
         *enriched_assets(settings, partitions),
         *mart_assets(settings, partitions),
+        *history_assets(settings),
         build_report_asset(settings),
     ]
     # Built from the final asset list, so every daily asset joins the lookback refresh.
@@ -61,7 +64,7 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
     freshness_checks, freshness_sensor = build_freshness(settings, daily)
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*all_checks(settings, clock), freshness_checks],
+        asset_checks=[*all_checks(settings, clock), freshness_checks, *nps_checks()],
         schedules=schedules,
         sensors=[*sensors, freshness_sensor],
         resources={

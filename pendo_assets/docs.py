@@ -20,8 +20,16 @@ def sources_table() -> str:
     for s in SOURCES:
         names = column_names(s.columns)
         ids = ", ".join(f"`{names[p]}`" for p in s.required if p in names) or "-"
-        part = "daily (`day`)" if s.kind == "event" else "no (replaced whole)"
+        if s.kind == "event":
+            part = "daily (`day`)"
+        elif s.updated_field:
+            part = f"no (incremental on `{s.updated_field}`, full weekly)"
+        else:
+            part = "no (replaced whole)"
         tables = f"`{RAW_SCHEMA}.{s.table}`"
+        tables += "".join(f", `{RAW_SCHEMA}.{n.table}`" for n in s.nested)
+        if s.history_table:
+            tables += f", `{s.history_table}`"
         if s.kind == "event":
             tables += f", `{ANALYTICS_SCHEMA}.{s.table}`"
         joined = ", ".join(f"`{c}`" for c in lookup_columns(s)) or "-"

@@ -8,7 +8,15 @@ duplicate an event row.
 
 from __future__ import annotations
 
-from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES_BY_TABLE, Source
+from pendo_assets.catalog import (
+    ANALYTICS_SCHEMA,
+    NESTED_BY_TABLE,
+    RAW_SCHEMA,
+    SOURCES_BY_TABLE,
+    Lookup,
+    Nested,
+    Source,
+)
 from pendo_assets.pendo.tables import column_names
 
 ENTITY_KEY = "__id"
@@ -18,11 +26,39 @@ def entity_id_column(entity: Source) -> str:
     return column_names([entity.id_column])[entity.id_column]
 
 
+def lookup_id_column(table: str) -> str:
+    """The id column of a lookup target: an entity or a nested table."""
+    if table in NESTED_BY_TABLE:
+        return NESTED_BY_TABLE[table][0].id_column
+    return entity_id_column(SOURCES_BY_TABLE[table])
+
+
+def all_lookups(source: Source) -> tuple[Lookup, ...]:
+    return (*source.lookups, *source.nested_lookups)
+
+
+def lookup_tables(source: Source) -> list[str]:
+    """Every table (entity or nested) the enriched query joins, sorted."""
+    return sorted({lk.entity for lk in all_lookups(source)})
+
+
 def lookup_columns(source: Source) -> list[str]:
     out: list[str] = []
-    for lk in source.lookups:
+    for lk in all_lookups(source):
         out.extend(c for c in lk.names if c not in out)
+    out.extend(c for c in source.derived if c not in out)
     return out
+
+
+def nested_query(nested: Nested, parent: Source) -> str:
+    """SELECT that flattens ``parent``'s JSON array column into ``pendo.<nested.table>``."""
+    pid = entity_id_column(parent)
+    cols = ",\n       ".join(f"{expr} AS {name}" for name, expr in nested.columns.items())
+    return (
+        f"SELECT p.{pid} AS {nested.parent_key}, p.app_id,\n       {cols}\n"
+        f"FROM (SELECT *, unnest(CAST({nested.field} AS JSON[])) AS j "
+        f"FROM {RAW_SCHEMA}.{parent.table} WHERE {nested.field} IS NOT NULL) p"
+    )
 
 
 def enriched_query(
@@ -36,9 +72,8 @@ def enriched_query(
     raw = f"{RAW_SCHEMA}.{source.table}"
     produced: dict[str, str] = {}  # output column -> qualified expression
     joins: list[str] = []
-    for i, lk in enumerate(source.lookups):
-        entity = SOURCES_BY_TABLE[lk.entity]
-        eid = entity_id_column(entity)
+    for i, lk in enumerate(all_lookups(source)):
+        eid = lookup_id_column(lk.entity)
         alias = f"l{i}"
         if lk.id_column in produced:
             on_expr = produced[lk.id_column]
@@ -48,7 +83,7 @@ def enriched_query(
             prefilter = (
                 f" WHERE {eid} IN (SELECT {lk.id_column} FROM {raw} WHERE day BETWEEN $1 AND $2)"
             )
-        have = None if entity_columns is None else set(entity_columns.get(entity.table, []))
+        have = None if entity_columns is None else set(entity_columns.get(lk.entity, []))
         names = ", ".join(
             f"any_value({col}) AS {out}"
             if have is None or col in have
@@ -57,14 +92,18 @@ def enriched_query(
         )
         joins.append(
             f"LEFT JOIN (SELECT {eid} AS {ENTITY_KEY}, {names} "
-            f"FROM {RAW_SCHEMA}.{entity.table}{prefilter} GROUP BY 1) {alias} "
+            f"FROM {RAW_SCHEMA}.{lk.entity}{prefilter} GROUP BY 1) {alias} "
             f"ON {alias}.{ENTITY_KEY} = {on_expr}"
         )
         for out in lk.names:
             produced.setdefault(out, f"{alias}.{out}")
     extra = [f"{expr} AS {out}" for out, expr in produced.items() if out not in raw_columns]
     select = ",\n       ".join(["e.*", *extra])
-    return f"SELECT {select}\nFROM {raw} e\n" + "\n".join(joins) + "\nWHERE e.day BETWEEN $1 AND $2"
+    sql = f"SELECT {select}\nFROM {raw} e\n" + "\n".join(joins) + "\nWHERE e.day BETWEEN $1 AND $2"
+    if not source.derived:
+        return sql
+    derived = ",\n       ".join(f"{expr} AS {out}" for out, expr in source.derived.items())
+    return f"SELECT *,\n       {derived}\nFROM (\n{sql}\n) enriched"
 
 
 def enriched_table(source: Source) -> str:

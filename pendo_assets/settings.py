@@ -67,6 +67,12 @@ class Settings:
     retry_backoff_s: float
     alert_webhook: str | None
     demo: bool  # no PENDO_INTEGRATION_KEY of the user's: running on the embedded emulator
+    # Columns that entity history versions on although they change on every visit by default.
+    history_track_columns: frozenset[str] = frozenset()
+    # Day of the week (0 = Monday) whose refresh re-reads accounts/visitors whole; None: never.
+    full_refresh_weekday: int | None = 6
+    # Incremental refreshes ask for rows updated since the newest loaded lastupdated minus this.
+    incremental_margin_minutes: int = 60
 
     @property
     def zone(self) -> ZoneInfo:
@@ -266,6 +272,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
                 f"{col!r} is not a snake_case column name",
                 "remote_ip,user_agent",
             )
+    track = _column_list(env, "PENDO_HISTORY_TRACK_COLUMNS", "metadata_auto_lastvisit")
     return Settings(
         base_url=base_url,
         app_ids=parse_app_ids(env.get("PENDO_APP_ID")),
@@ -287,4 +294,37 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         retry_backoff_s=_number(env, "PENDO_RETRY_BACKOFF_S", 1.0, 0.0, 60.0),
         alert_webhook=webhook,
         demo=demo,
+        history_track_columns=track,
+        full_refresh_weekday=parse_weekday(env.get("PENDO_FULL_REFRESH_WEEKDAY")),
+        incremental_margin_minutes=_number(
+            env, "PENDO_INCREMENTAL_MARGIN_MINUTES", 60, 0, 7 * 24 * 60
+        ),
     )
+
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def parse_weekday(raw: str | None) -> int | None:
+    """``PENDO_FULL_REFRESH_WEEKDAY``: a day name (or its first three letters), or ``never``."""
+    value = (raw or "sunday").strip().lower()
+    if value in ("never", "none"):
+        return None
+    for i, name in enumerate(WEEKDAYS):
+        if value in (name, name[:3]):
+            return i
+    raise _bad(
+        "PENDO_FULL_REFRESH_WEEKDAY",
+        raw or "",
+        "expected a day of the week (monday ... sunday) or never",
+        "sunday",
+    )
+
+
+def _column_list(env: Mapping[str, str], var: str, example: str) -> frozenset[str]:
+    raw = env.get(var, "")
+    cols = frozenset(c.strip() for c in raw.split(",") if c.strip())
+    for col in cols:
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", col):
+            raise _bad(var, raw, f"{col!r} is not a snake_case column name", example)
+    return cols

@@ -7,8 +7,15 @@ import dagster as dg
 from pendo_assets.assets.raw import IO_MANAGER_KEY, KINDS, asset_key, demo_note
 from pendo_assets.assets.schema import enriched_schema
 from pendo_assets.automation import daily_automation
-from pendo_assets.catalog import ANALYTICS_SCHEMA, EVENTS, RAW_SCHEMA, SOURCES_BY_TABLE, Source
-from pendo_assets.enriched import enriched_query, lookup_columns
+from pendo_assets.catalog import (
+    ANALYTICS_SCHEMA,
+    EVENTS,
+    NESTED_BY_TABLE,
+    RAW_SCHEMA,
+    SOURCES_BY_TABLE,
+    Source,
+)
+from pendo_assets.enriched import enriched_query, lookup_columns, lookup_tables
 from pendo_assets.settings import Settings
 from pendo_assets.warehouse.io_manager import DaysQuery, WarehouseResource
 
@@ -18,12 +25,16 @@ ENRICHED_GROUP = "analytics_events"
 def build_enriched_asset(
     source: Source, settings: Settings, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
-    entities = sorted({lk.entity for lk in source.lookups})
+    entities = lookup_tables(source)
+    # Nested tables (pendo.polls) are written by the entity they are flattened from.
+    upstream = sorted(
+        {NESTED_BY_TABLE[t][1].table if t in NESTED_BY_TABLE else t for t in entities}
+    )
     names = ", ".join(f"`{c}`" for c in lookup_columns(source))
 
     @dg.asset(
         key=asset_key(source, ANALYTICS_SCHEMA),
-        deps=[asset_key(source), *(asset_key(SOURCES_BY_TABLE[t]) for t in entities)],
+        deps=[asset_key(source), *(asset_key(SOURCES_BY_TABLE[t]) for t in upstream)],
         group_name=ENRICHED_GROUP,
         kinds=KINDS,
         io_manager_key=IO_MANAGER_KEY,

@@ -9,6 +9,7 @@ import dagster as dg
 
 from pendo_assets.assets.raw import IO_MANAGER_KEY, demo_note
 from pendo_assets.automation import daily_automation
+from pendo_assets.catalog import NESTED_BY_TABLE, RAW_SCHEMA
 from pendo_assets.marts.first_seen import fold_and_recompute
 from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS, Mart
 from pendo_assets.settings import Settings
@@ -19,7 +20,12 @@ MART_KINDS = {"duckdb"}
 
 
 def table_key(fq: str) -> dg.AssetKey:
-    return dg.AssetKey(fq.split("."))
+    """The asset that writes ``fq``: nested tables (``pendo.guide_steps``) are written by the
+    entity they are flattened from."""
+    schema, table = fq.split(".")
+    if schema == RAW_SCHEMA and table in NESTED_BY_TABLE:
+        table = NESTED_BY_TABLE[table][1].table
+    return dg.AssetKey([schema, table])
 
 
 def rollup_automation() -> dg.AutomationCondition:

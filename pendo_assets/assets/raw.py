@@ -11,19 +11,22 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from datetime import date
+from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.compute as pc
 
+from pendo_assets import clock
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
+from pendo_assets.enriched import nested_query
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
-from pendo_assets.pendo.tables import declared_types
+from pendo_assets.pendo.tables import column_name, declared_types
 from pendo_assets.resources import PendoResource
-from pendo_assets.settings import Settings
+from pendo_assets.settings import WEEKDAYS, Settings
 from pendo_assets.warehouse.io_manager import StagedDays, StagedTable, WarehouseResource
 from pendo_assets.warehouse.reconciled import remembered
 from pendo_assets.warehouse.store import stage
@@ -71,6 +74,85 @@ def _client_metadata(pendo: PendoResource, source: Source, before: dict, started
     }
 
 
+def nested_statements(source: Source, drop: frozenset[str]) -> list[str]:
+    """Rebuild the tables flattened from this entity (``pendo.guide_steps``, ...)."""
+    return [
+        f"CREATE OR REPLACE TABLE {RAW_SCHEMA}.{n.table} AS {nested_query(n, source)}"
+        for n in source.nested
+        if n.field not in drop
+    ]
+
+
+def _nested_note(source: Source) -> str:
+    if not source.nested:
+        return ""
+    return " Flattened from it in the same transaction: " + " ".join(
+        f"`{RAW_SCHEMA}.{n.table}`: {n.description}" for n in source.nested
+    )
+
+
+def _refresh_note(source: Source, settings: Settings) -> str:
+    if source.updated_field is None:
+        return ", replaced whole on every run."
+    weekly = (
+        "never"
+        if settings.full_refresh_weekday is None
+        else f"every {WEEKDAYS[settings.full_refresh_weekday].title()}"
+    )
+    return (
+        f". Incremental: only rows whose `{source.updated_field}` moved since the newest one "
+        f"loaded (minus {settings.incremental_margin_minutes} min) are fetched and merged "
+        f"by id; a full refresh runs {weekly} (`PENDO_FULL_REFRESH_WEEKDAY`) or with run "
+        "config `full_refresh: true`, and only a full refresh lets history mark entities "
+        "deleted."
+    )
+
+
+class EntityConfig(dg.Config):
+    full_refresh: bool = False  # re-read every row (and close deleted entities in history)
+
+
+@dataclass(frozen=True)
+class RefreshPlan:
+    full: bool
+    since_ms: int | None
+    reason: str
+
+
+def refresh_plan(
+    source: Source, settings: Settings, watermark_ms: int | None, asked_full: bool, now: datetime
+) -> RefreshPlan:
+    """Full or incremental? Incremental only for entities with an ``updated_field``, after a
+    first load, and not on the weekly full-refresh day nor when the run asks for a full one.
+
+    ``watermark_ms`` is the newest ``updated_field`` already loaded: Pendo's own clock, so
+    the window never depends on ours; the safety margin covers rows that become visible late.
+    """
+    if source.updated_field is None:
+        return RefreshPlan(True, None, "always read whole")
+    if asked_full:
+        return RefreshPlan(True, None, "run config full_refresh: true")
+    if settings.full_refresh_weekday is not None and now.weekday() == settings.full_refresh_weekday:
+        day = WEEKDAYS[settings.full_refresh_weekday]
+        return RefreshPlan(True, None, f"weekly full refresh ({day}, PENDO_FULL_REFRESH_WEEKDAY)")
+    if watermark_ms is None:
+        return RefreshPlan(True, None, "first load")
+    since = watermark_ms - settings.incremental_margin_minutes * 60_000
+    return RefreshPlan(False, since, "incremental")
+
+
+def _watermark_ms(warehouse: WarehouseResource, source: Source) -> int | None:
+    if source.updated_field is None:
+        return None
+    wh = warehouse.warehouse
+    col = column_name(source.updated_field)
+    with wh.connect() as con:
+        if col not in wh.columns(con, RAW_SCHEMA, source.table):
+            return None
+        value = con.execute(f"SELECT epoch_ms(max({col})) FROM {RAW_SCHEMA}.{source.table}")
+        return value.fetchone()[0]
+
+
 def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOut:
     drop = settings.drop_columns
     return dg.AssetOut(
@@ -85,6 +167,15 @@ def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOu
             "dagster/column_schema": raw_schema(source, drop),
             "dagster/table_name": f"{RAW_SCHEMA}.{source.table}",
             "pendo_source": source.name,
+            **{
+                f"{n.table}_column_schema": dg.TableSchema(
+                    columns=[
+                        dg.TableColumn(c, t)
+                        for c, t in {n.parent_key: "VARCHAR", "app_id": "BIGINT", **n.types}.items()
+                    ]
+                )
+                for n in source.nested
+            },
         },
     )
 
@@ -146,27 +237,57 @@ def _load_concurrently(
 
 def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
     drop = settings.drop_columns
-    how = ", replaced whole on every run."
+
+    def how(source: Source) -> str:
+        return _refresh_note(source, settings) + _nested_note(source)
 
     @dg.multi_asset(
         name="load_pendo_entities",
-        outs={output_name(s): _out(s, settings, ENTITY_GROUP, how) for s in ENTITIES},
+        outs={output_name(s): _out(s, settings, ENTITY_GROUP, how(s)) for s in ENTITIES},
         can_subset=True,
         pool=settings.warehouse_pool,
         description="Pendo's entity sources, fetched together through one client.",
     )
-    def _entities(context: dg.AssetExecutionContext, pendo: PendoResource):
+    def _entities(
+        context: dg.AssetExecutionContext,
+        config: EntityConfig,
+        pendo: PendoResource,
+        warehouse: WarehouseResource,
+    ):
         opts = pendo.options
 
         def load(source: Source) -> tuple[StagedTable, dict]:
             started, before = time.monotonic(), pendo.client.source_stats_dict(source.name)
+            plan = refresh_plan(
+                source,
+                settings,
+                _watermark_ms(warehouse, source),
+                config.full_refresh,
+                clock.now(settings.zone),
+            )
+            context.log.info(
+                f"{source.name}: {'full' if plan.full else 'incremental'} load ({plan.reason})"
+                + (f", rows updated since epoch ms {plan.since_ms}" if plan.since_ms else "")
+            )
             files = []
             with staging_dir(source) as staging:
-                for i, batch in enumerate(fetch_entity(pendo.client, source, opts)):
+                batches = fetch_entity(pendo.client, source, opts, since_ms=plan.since_ms)
+                for i, batch in enumerate(batches):
                     files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
                     context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
-            staged = StagedTable(files, declared_types(source, drop), staging)
-            return staged, _client_metadata(pendo, source, before, started)
+            staged = StagedTable(
+                files,
+                declared_types(source, drop),
+                staging,
+                after=nested_statements(source, drop),
+                merge_key=None if plan.full else column_name(source.id_column),
+            )
+            metadata = {
+                **_client_metadata(pendo, source, before, started),
+                "full_refresh": dg.MetadataValue.bool(plan.full),
+                "refresh_reason": dg.MetadataValue.text(plan.reason),
+            }
+            return staged, metadata
 
         yield from _load_concurrently(context, ENTITIES, load, pendo.client)
 

@@ -30,6 +30,11 @@ def enriched_schema(source: Source, drop: frozenset[str] = frozenset()) -> dg.Ta
     cols = list(raw_schema(source, drop).columns)
     have = {c.name for c in cols}
     for name in lookup_columns(source):
-        if name not in have:
+        if name in have:
+            continue
+        if name in source.derived:
+            dtype = source.derived_types.get(name, "VARCHAR")
+            cols.append(dg.TableColumn(name, dtype, description="Computed from the row"))
+        else:
             cols.append(dg.TableColumn(name, "VARCHAR", description="Joined from the entities"))
     return dg.TableSchema(columns=cols)

@@ -554,7 +554,8 @@ def run_encoded(query: Query, sub: Subscription) -> Iterator[str] | None:
 
     Lets the server stream a million visitors at well over 100k rows/s.
     """
-    if query.source != "visitors" or query.steps or any(d.source == "visitors" for d in sub.drift):
+    changed = (*sub.drift, *sub.edits)
+    if query.source != "visitors" or query.steps or any(d.source == "visitors" for d in changed):
         return None
     params = query.params
     identified = bool(params.get("identified") or (params.get("visitors") or {}).get("identified"))

@@ -357,6 +357,19 @@ def track_types(sub: Subscription, app_id: int) -> tuple[dict, ...]:
     return tuple(rows)
 
 
+def _poll(sub: Subscription, app_id: int, i: int, k: int, qtype: str, question: str) -> dict:
+    """A guide poll as Pendo stores it: NPS polls carry their 0-10 scale."""
+    poll: dict = {
+        "id": pendo_id(sub.seed, "Poll", app_id, i, k),
+        "question": question,
+        "questionType": qtype,
+        "attributes": {"type": qtype},
+    }
+    if qtype == "NPSRating":
+        poll["numericResponses"] = list(range(11))
+    return poll
+
+
 @functools.lru_cache(maxsize=256)
 def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
     page_rows = pages(sub, app_id)
@@ -372,11 +385,11 @@ def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
         polls: list[dict] = []
         if i == 0:  # an NPS guide: a 0-10 score poll plus a free-text follow-up
             polls = [
-                {"id": pendo_id(sub.seed, "Poll", app_id, i, 0), "questionType": "NPSRating"},
-                {"id": pendo_id(sub.seed, "Poll", app_id, i, 1), "questionType": "FreeForm"},
+                _poll(sub, app_id, i, 0, "NPSRating", V.NPS_QUESTION),
+                _poll(sub, app_id, i, 1, "FreeForm", V.NPS_FOLLOW_UP),
             ]
         elif i == 1 or rng.random() < 0.2:
-            polls = [{"id": pendo_id(sub.seed, "Poll", app_id, i, 0), "questionType": "FreeForm"}]
+            polls = [_poll(sub, app_id, i, 0, "FreeForm", V.FREE_TEXT_QUESTION)]
         steps = []
         for s in range(n_steps):
             steps.append(
@@ -394,6 +407,8 @@ def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
                     "pollIds": [p["id"] for p in polls] if s == 0 else [],
                 }
             )
+            if n_steps > 1:  # Pendo names the steps of multi-step walkthroughs only
+                steps[-1]["name"] = V.STEP_NAMES[s % len(V.STEP_NAMES)]
         rows.append(
             {
                 "id": gid,
@@ -448,7 +463,35 @@ def entity_rows(
     """Rows of an entity source; app-scoped ones only for ``app_ids`` (default: all apps)."""
     rows = ENTITY_GENERATORS[source_name](sub, app_ids)
     drifts = [d for d in sub.drift if d.source == source_name]
-    return _with_drift(sub, rows, drifts) if drifts else rows
+    rows = _with_drift(sub, rows, drifts) if drifts else rows
+    edits = [e for e in sub.edits if e.source == source_name]
+    return _with_edits(sub, rows, edits) if edits else rows
+
+
+def _with_edits(sub: Subscription, rows: Iterable[dict], edits: list) -> Iterator[dict]:
+    salts = [seed_of(sub.seed, "edit", e.source, e.salt) for e in edits]
+    for n, row in enumerate(rows):
+        for e, salt in zip(edits, salts, strict=True):
+            if (mix64(salt ^ n) % 1_000_000) >= e.share * 1_000_000:
+                continue
+            if e.delete:
+                row = None
+                break
+            row = _set_path(row, e.field, e.value)
+            row = _set_path(row, "metadata.auto.lastupdated", e.at_ms)
+        if row is not None:
+            yield row
+
+
+def _set_path(row: dict, path: str, value) -> dict:
+    """A copy of ``row`` with the dotted ``path`` set; the (shared, cached) input is intact."""
+    head, _, rest = path.partition(".")
+    out = dict(row)
+    if rest:
+        out[head] = _set_path(row.get(head) or {}, rest, value)
+    else:
+        out[head] = value
+    return out
 
 
 def _with_drift(sub: Subscription, rows: Iterable[dict], drifts: list) -> Iterator[dict]:

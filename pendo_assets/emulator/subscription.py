@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pendo_assets import clock
@@ -42,6 +42,26 @@ class Drift:
 
 
 @dataclass(frozen=True)
+class EntityEdit:
+    """Entities edited since the base data: the knob for incremental refreshes.
+
+    About ``share`` of ``source``'s rows (picked by a hash of ``salt`` and the row's position)
+    get ``field`` (a dotted path, e.g. ``metadata.custom.plan``) set to ``value`` and
+    ``metadata.auto.lastupdated`` set to ``at_ms``, as Pendo does on a metadata update; with
+    ``delete`` they disappear instead. Swap a server's subscription for one with more edits to
+    model changes between two loads.
+    """
+
+    source: str
+    share: float
+    at_ms: int
+    field: str = "metadata.custom.plan"
+    value: Any = "enterprise"
+    delete: bool = False
+    salt: int = 0
+
+
+@dataclass(frozen=True)
 class Subscription:
     """Configuration of one emulated subscription (all data is a pure function of it)."""
 
@@ -65,10 +85,12 @@ class Subscription:
     # midnight, outside the day Pendo files (and returns) them under.
     stray_raw_events: int = 0
     stray_shift_ms: int = 3 * 3_600_000
+    edits: tuple[EntityEdit, ...] = ()
 
     def __post_init__(self) -> None:
         # Lists would make the dataclass unhashable (it keys the per-day caches).
         object.__setattr__(self, "drift", tuple(self.drift))
+        object.__setattr__(self, "edits", tuple(self.edits))
         object.__setattr__(self, "app_ids", tuple(self.app_ids))
         if self.first_day > self.last_day:
             raise ValueError("first_day is after last_day")
@@ -155,4 +177,4 @@ def _local_midnight_ms(timezone: str, day: date) -> int:
     return int(midnight.timestamp()) * 1000
 
 
-__all__ = ["DAY_MS", "DEFAULT_APP_ID", "HOUR_MS", "Drift", "Subscription"]
+__all__ = ["DAY_MS", "DEFAULT_APP_ID", "HOUR_MS", "Drift", "EntityEdit", "Subscription"]

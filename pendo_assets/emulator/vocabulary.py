@@ -179,3 +179,9 @@ FREE_TEXT_ANSWERS = (
     "",
     "Please add dark mode 🙏",
 )
+
+# Poll questions, shaped like Pendo's guide polls (question text, type, choices).
+NPS_QUESTION = "How likely are you to recommend Acme Cloud to a friend or colleague?"
+NPS_FOLLOW_UP = "What is the main reason for your score?"
+FREE_TEXT_QUESTION = "What could we do to make this page more useful?"
+STEP_NAMES = ("Welcome", "Where to start", "Try it yourself", "You're all set")

@@ -16,6 +16,16 @@ vis AS (
     FROM analytics.events
     WHERE coalesce(account_id, '') <> ''
     GROUP BY account_id
+),
+nps AS (
+    -- NPS answers (0-10) of the account: the latest by browser time, the mean and how many.
+    SELECT account_id,
+           arg_max(nps_score, browser_time) AS latest_nps_score,
+           avg(nps_score) AS avg_nps_score,
+           count(*) AS count_nps_responses
+    FROM analytics.poll_events
+    WHERE nps_score IS NOT NULL AND coalesce(account_id, '') <> ''
+    GROUP BY account_id
 )
 SELECT coalesce(a.account_id, act.account_id) AS account_id,
        coalesce(act.account_name, a.metadata_agent_name) AS account_name,
@@ -25,7 +35,11 @@ SELECT coalesce(a.account_id, act.account_id) AS account_id,
        coalesce(act.sum_events, 0)::BIGINT AS sum_events,
        coalesce(act.sum_minutes, 0)::BIGINT AS sum_minutes,
        coalesce(vis.count_visitors, 0)::BIGINT AS count_visitors,
+       nps.latest_nps_score,
+       nps.avg_nps_score,
+       coalesce(nps.count_nps_responses, 0)::BIGINT AS count_nps_responses,
        a.* EXCLUDE (account_id)
 FROM pendo.accounts a
 FULL JOIN act ON act.account_id = a.account_id
 LEFT JOIN vis ON vis.account_id = coalesce(a.account_id, act.account_id)
+LEFT JOIN nps ON nps.account_id = coalesce(a.account_id, act.account_id)

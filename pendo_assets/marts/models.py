@@ -139,10 +139,11 @@ DAILY_MARTS: tuple[Mart, ...] = (
     Mart(
         name="guide_daily_metrics",
         description="One row per day and guide: visitors, accounts, guide events by type "
-        "(seen, advanced, dismissed, snoozed, timed out) and poll responses.",
+        "(seen, advanced, dismissed, snoozed, timed out), poll responses, and the step funnel "
+        "(steps, visitors who saw the first and the last step, visitors per step as JSON).",
         daily=True,
         grain=("day", "guide_id"),
-        reads=(_a("guide_events"), _a("poll_events")),
+        reads=(_a("guide_events"), _a("poll_events"), _p("guide_steps")),
         tie_outs=_guide_tie_outs(),
     ),
 )
@@ -150,20 +151,22 @@ DAILY_MARTS: tuple[Mart, ...] = (
 ROLLUPS: tuple[Mart, ...] = (
     Mart(
         name="accounts",
-        description="One row per account: its attributes plus lifetime activity (first and "
-        "last active day, active days, events, minutes, distinct visitors).",
+        description="One row per account: its current attributes plus lifetime activity (first "
+        "and last active day, active days, events, minutes, distinct visitors) and NPS (latest "
+        "and mean score, responses).",
         daily=False,
         grain=("account_id",),
-        reads=(_p("accounts"), _a("account_daily_metrics"), _a("events")),
+        reads=(_p("accounts"), _a("account_daily_metrics"), _a("events"), _a("poll_events")),
         tie_outs=(TieOut("events", "sum_events", _p("events"), "sum(num_events)", _HAS_ACCOUNT),),
     ),
     Mart(
         name="visitors",
-        description="One row per visitor: its attributes plus lifetime activity (first and "
-        "last active day, active days, events, minutes, distinct accounts).",
+        description="One row per visitor: its current attributes plus lifetime activity (first "
+        "and last active day, active days, events, minutes, distinct accounts) and NPS (latest "
+        "and mean score, responses).",
         daily=False,
         grain=("visitor_id",),
-        reads=(_p("visitors"), _a("visitor_daily_metrics"), _a("events")),
+        reads=(_p("visitors"), _a("visitor_daily_metrics"), _a("events"), _a("poll_events")),
         tie_outs=(TieOut("events", "sum_events", _p("events"), "sum(num_events)"),),
     ),
     Mart(

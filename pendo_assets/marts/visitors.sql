@@ -16,6 +16,16 @@ acc AS (
     FROM analytics.events
     WHERE coalesce(account_id, '') <> ''
     GROUP BY visitor_id
+),
+nps AS (
+    -- NPS answers (0-10) of the visitor: the latest by browser time, the mean and how many.
+    SELECT visitor_id,
+           arg_max(nps_score, browser_time) AS latest_nps_score,
+           avg(nps_score) AS avg_nps_score,
+           count(*) AS count_nps_responses
+    FROM analytics.poll_events
+    WHERE nps_score IS NOT NULL AND coalesce(visitor_id, '') <> ''
+    GROUP BY visitor_id
 )
 SELECT coalesce(v.visitor_id, act.visitor_id) AS visitor_id,
        coalesce(act.visitor_email, v.metadata_agent_email) AS visitor_email,
@@ -25,7 +35,11 @@ SELECT coalesce(v.visitor_id, act.visitor_id) AS visitor_id,
        coalesce(act.sum_events, 0)::BIGINT AS sum_events,
        coalesce(act.sum_minutes, 0)::BIGINT AS sum_minutes,
        coalesce(acc.count_accounts, 0)::BIGINT AS count_accounts,
+       nps.latest_nps_score,
+       nps.avg_nps_score,
+       coalesce(nps.count_nps_responses, 0)::BIGINT AS count_nps_responses,
        v.* EXCLUDE (visitor_id)
 FROM pendo.visitors v
 FULL JOIN act ON act.visitor_id = v.visitor_id
 LEFT JOIN acc ON acc.visitor_id = coalesce(v.visitor_id, act.visitor_id)
+LEFT JOIN nps ON nps.visitor_id = coalesce(v.visitor_id, act.visitor_id)

@@ -103,8 +103,11 @@ def fill_app_id(table: TypedTable, source: Source, opts: FetchOptions) -> TypedT
     return TypedTable(t.set_column(t.column_names.index("app_id"), "app_id", filled), types)
 
 
-def fetch_entity(client: PendoClient, source: Source, opts: FetchOptions) -> Iterator[TypedTable]:
-    """Yield the entity table in pages (accounts/visitors can be millions of rows).
+def fetch_entity(
+    client: PendoClient, source: Source, opts: FetchOptions, since_ms: int | None = None
+) -> Iterator[TypedTable]:
+    """Yield the entity table in pages (accounts/visitors can be millions of rows); with
+    ``since_ms``, only the rows changed since then (``source.updated_field``).
 
     App tags (pages, features, ...) are at most thousands per app and come in one request;
     should even that exceed Pendo's memory limit or time out, they are paged like visitors.
@@ -122,18 +125,18 @@ def fetch_entity(client: PendoClient, source: Source, opts: FetchOptions) -> Ite
         else:
             yield fill_app_id(batch.to_table(source, opts.drop_columns), source, opts)
             return
-    yield from _fetch_entity_pages(client, source, opts)
+    yield from _fetch_entity_pages(client, source, opts, since_ms)
 
 
 def _fetch_entity_pages(
-    client: PendoClient, source: Source, opts: FetchOptions
+    client: PendoClient, source: Source, opts: FetchOptions, since_ms: int | None = None
 ) -> Iterator[TypedTable]:
     after: str | None = None
     page = 0
     size = opts.entity_page_size
     floor = min(opts.entity_page_floor, size)
     while True:
-        body = queries.entity_request(source, opts.scope, after, size)
+        body = queries.entity_request(source, opts.scope, after, size, since_ms)
         what = f"{source.name} (page {page + 1}, {size} rows)"
         try:
             batch = client.aggregate(body, what, parse_batch, split_on_timeout=size > floor)

@@ -111,14 +111,23 @@ def totals_request(source: Source, scope: Scope, first_ms: int, count: int) -> d
 
 
 def entity_request(
-    source: Source, scope: Scope, after_id: str | None = None, limit: int | None = None
+    source: Source,
+    scope: Scope,
+    after_id: str | None = None,
+    limit: int | None = None,
+    since_ms: int | None = None,
 ) -> dict:
-    """All rows of an entity source; with ``limit``, one page sorted by id after ``after_id``.
+    """All rows of an entity source; with ``limit``, one page sorted by id after ``after_id``;
+    with ``since_ms``, only rows whose ``updated_field`` is at or after it (incremental).
 
     Pendo has no cursor: paging is sort + filter on the id + limit, which is what Pendo's
     own ETL examples and maintained taps do for large visitor tables.
     """
     pipeline: list[dict] = [{"source": {source.name: source_params(source, scope)}}]
+    if since_ms is not None:
+        if source.updated_field is None:
+            raise ValueError(f"{source.name} has no updated field to filter on")
+        pipeline.append({"filter": f"{source.updated_field} >= {int(since_ms)}"})
     if limit is not None:
         id_field = source.id_column
         if after_id is not None:
@@ -126,6 +135,8 @@ def entity_request(
         pipeline.append({"sort": [id_field]})
         pipeline.append({"limit": limit})
     suffix = f":{after_id}" if after_id is not None else ""
+    if since_ms is not None:
+        suffix += f":since:{int(since_ms)}"
     return envelope(pipeline, f"pendo-assets:{source.name}{suffix}")
 
 

@@ -26,6 +26,10 @@ class StagedTable:
     files: list[StagedFile]
     base_types: dict[str, str]
     staging_dir: Path | None = None
+    # Statements run in the same transaction after the rows land (tables derived from them).
+    after: list[str] = field(default_factory=list)
+    # Set for an incremental load: upsert these rows by this column instead of replacing all.
+    merge_key: str | None = None
 
 
 @dataclass
@@ -93,7 +97,12 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
         days = partition_days(context)
         try:
             if isinstance(obj, StagedTable):
-                result = wh.replace_table(schema, table, obj.files, obj.base_types)
+                if obj.merge_key is not None:
+                    result = wh.merge_table(
+                        schema, table, obj.files, obj.base_types, obj.merge_key, obj.after
+                    )
+                else:
+                    result = wh.replace_table(schema, table, obj.files, obj.base_types, obj.after)
             elif isinstance(obj, StagedDays):
                 result = wh.replace_days(schema, table, days or obj.days, obj.files, obj.base_types)
             elif isinstance(obj, DaysQuery):

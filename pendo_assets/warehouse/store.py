@@ -27,12 +27,14 @@ TYPES_KEY = b"pendo_assets.duckdb_types"
 FILES_PER_SCAN = 31
 
 _NUMERIC_RANK = {"BIGINT": 1, "DOUBLE": 2}
+# information_schema spells some types differently from how we declare them.
+_ALIASES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
 
 
 def widen(a: str, b: str) -> str:
     """The narrowest DuckDB type that holds values of both types without loss."""
     a, b = a.upper(), b.upper()
-    if a == b:
+    if a == b or _ALIASES.get(a, a) == _ALIASES.get(b, b):
         return a
     if a in _NUMERIC_RANK and b in _NUMERIC_RANK:
         return a if _NUMERIC_RANK[a] > _NUMERIC_RANK[b] else b
@@ -164,15 +166,52 @@ class Warehouse:
 
     # -- writes ---------------------------------------------------------------------------
     def replace_table(
-        self, schema: str, table: str, files: Sequence[StagedFile], base_types: dict[str, str]
+        self,
+        schema: str,
+        table: str,
+        files: Sequence[StagedFile],
+        base_types: dict[str, str],
+        after: Sequence[str] = (),
     ) -> WriteResult:
-        """Replace every row of an unpartitioned table with the staged files' rows."""
+        """Replace every row of an unpartitioned table with the staged files' rows, then run
+        the ``after`` statements in the same transaction."""
         types = _merged_types(base_types, files)
         fq = f"{quote(schema)}.{quote(table)}"
         with self.transaction() as con:
             target = self.evolve(con, schema, table, types)
             con.execute(f"DELETE FROM {fq}")
             self._insert_files(con, fq, files, target)
+            for sql in after:
+                con.execute(sql)
+            result = self._result(con, schema, table, None)
+        result.rows_written = sum(f.rows for f in files)
+        return result
+
+    def merge_table(
+        self,
+        schema: str,
+        table: str,
+        files: Sequence[StagedFile],
+        base_types: dict[str, str],
+        key: str,
+        after: Sequence[str] = (),
+    ) -> WriteResult:
+        """Upsert the staged rows by ``key`` in one transaction: rows whose key is staged are
+        replaced, every other row stays (an incremental load never deletes)."""
+        types = _merged_types(base_types, files)
+        fq = f"{quote(schema)}.{quote(table)}"
+        paths = [str(f.path) for f in files if f.rows and f.types]
+        with self.transaction() as con:
+            target = self.evolve(con, schema, table, types)
+            if paths:
+                con.execute(
+                    f"DELETE FROM {fq} WHERE {quote(key)} IN "
+                    f"(SELECT CAST({quote(key)} AS {target[key]}) FROM read_parquet(?))",
+                    [paths],
+                )
+            self._insert_files(con, fq, files, target)
+            for sql in after:
+                con.execute(sql)
             result = self._result(con, schema, table, None)
         result.rows_written = sum(f.rows for f in files)
         return result

@@ -1,0 +1,144 @@
+"""Entity history assets (SCD type 2), one per catalog entity with a ``history`` table.
+
+Each runs after its entity asset and folds the freshly loaded `pendo.<entity>` table into
+`analytics.<entity>_history` inside DuckDB. A version's ``valid_from`` is the time of the
+entity load it came from (the entity asset's materialization), so re-running the history
+asset on the same load changes nothing.
+"""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from pendo_assets.assets.raw import asset_key, demo_note
+from pendo_assets.assets.schema import raw_schema
+from pendo_assets.catalog import (
+    ANALYTICS_SCHEMA,
+    ENTITIES,
+    HISTORY_UNTRACKED_PATTERN,
+    RAW_SCHEMA,
+    Source,
+)
+from pendo_assets.pendo.tables import column_name
+from pendo_assets.settings import Settings
+from pendo_assets.warehouse.history import VALIDITY_COLUMNS, apply_history
+from pendo_assets.warehouse.io_manager import WarehouseResource
+from pendo_assets.warehouse.store import markdown_table
+
+HISTORY_GROUP = "analytics_history"
+# Entity materializations carry this flag; loads without it (before incremental refresh
+# existed, and every tag entity) are full.
+FULL_REFRESH_KEY = "full_refresh"
+
+_VALIDITY_DOCS = {
+    "valid_from": "Load time from which this version holds",
+    "valid_to": "Load time at which a newer version (or the deletion) replaced it; NULL = current",
+    "is_current": "The newest version of the entity",
+    "is_deleted": "The entity was absent from a full load at valid_from",
+}
+
+
+class HistoryConfig(dg.Config):
+    as_of: str | None = None  # ISO timestamp for valid_from; default: the entity load's time
+
+
+def history_schema(source: Source, drop: frozenset[str]) -> dg.TableSchema:
+    cols = list(raw_schema(source, drop).columns)
+    cols += [
+        dg.TableColumn(c, t, description=_VALIDITY_DOCS[c]) for c, t in VALIDITY_COLUMNS.items()
+    ]
+    return dg.TableSchema(columns=cols)
+
+
+def _load_of(context: dg.AssetExecutionContext, source: Source) -> tuple[datetime, bool]:
+    """(time, full?) of the latest load of the entity."""
+    event = context.instance.get_latest_materialization_event(asset_key(source))
+    if event is None or event.asset_materialization is None:
+        return datetime.now(UTC), True
+    meta = event.asset_materialization.metadata
+    full = meta.get(FULL_REFRESH_KEY)
+    return datetime.fromtimestamp(event.timestamp, UTC), True if full is None else bool(full.value)
+
+
+def build_history_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
+    assert source.history is not None
+    key = column_name(source.id_column)
+    track = settings.history_track_columns
+
+    @dg.asset(
+        key=dg.AssetKey([ANALYTICS_SCHEMA, source.history]),
+        deps=[asset_key(source)],
+        group_name=HISTORY_GROUP,
+        kinds={"duckdb"},
+        pool=settings.warehouse_pool,
+        automation_condition=dg.AutomationCondition.eager(),
+        description=f"Every version of each row of `{RAW_SCHEMA}.{source.table}` (SCD type 2): "
+        f"its attributes plus `valid_from`, `valid_to` (NULL = current), `is_current` and "
+        f"`is_deleted`. A new version opens only when an attribute changed (columns matching "
+        f"`{HISTORY_UNTRACKED_PATTERN}` are kept but not compared, unless listed in "
+        "`PENDO_HISTORY_TRACK_COLUMNS`); entities missing from a full load are closed with an "
+        f"`is_deleted` version.\n\nDuckDB table `{source.history_table}`.{demo_note(settings)}",
+        metadata={
+            "dagster/column_schema": history_schema(source, settings.drop_columns),
+            "dagster/table_name": source.history_table,
+            "grain": f"{key}, valid_from",
+        },
+    )
+    def _history(
+        context: dg.AssetExecutionContext, config: HistoryConfig, warehouse: WarehouseResource
+    ) -> dg.MaterializeResult:
+        wh = warehouse.warehouse
+        if not wh.exists(RAW_SCHEMA, source.table):
+            raise dg.Failure(
+                f"{source.history_table} needs {RAW_SCHEMA}/{source.table} in the warehouse "
+                "first: materialize it, then this one."
+            )
+        loaded_at, full = _load_of(context, source)
+        if config.as_of:
+            loaded_at = datetime.fromisoformat(config.as_of)
+            if loaded_at.tzinfo is None:
+                loaded_at = loaded_at.replace(tzinfo=UTC)
+        result = apply_history(
+            wh,
+            (RAW_SCHEMA, source.table),
+            (ANALYTICS_SCHEMA, source.history),
+            key,
+            loaded_at,
+            full,
+            HISTORY_UNTRACKED_PATTERN,
+            track,
+        )
+        rows = wh.query(
+            f"SELECT count(*), count(*) FILTER (is_current) FROM {source.history_table}"
+        )
+        preview = wh.query(
+            f"SELECT {key}, valid_from, valid_to, is_current, is_deleted "
+            f"FROM {source.history_table} ORDER BY valid_from DESC LIMIT 5"
+        )
+        context.log.info(
+            f"{source.history_table}: {result.new_versions} new version(s), "
+            f"{result.deleted} deleted, as of {loaded_at.isoformat()} "
+            f"({'full' if full else 'incremental'} load)"
+        )
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": dg.MetadataValue.int(rows[0][0]),
+                "current_rows": dg.MetadataValue.int(rows[0][1]),
+                "new_versions": dg.MetadataValue.int(result.new_versions),
+                "deleted": dg.MetadataValue.int(result.deleted),
+                "as_of": dg.MetadataValue.text(loaded_at.isoformat()),
+                "full_load": dg.MetadataValue.bool(full),
+                "untracked_columns": dg.MetadataValue.json(list(result.untracked_columns)),
+                "preview": dg.MetadataValue.md(
+                    markdown_table(
+                        [key, "valid_from", "valid_to", "is_current", "is_deleted"], preview
+                    )
+                ),
+            }
+        )
+
+    return _history
+
+
+def history_assets(settings: Settings) -> list[dg.AssetsDefinition]:
+    return [build_history_asset(s, settings) for s in ENTITIES if s.history]
