@@ -237,6 +237,7 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     r.requests = st["aggregation_requests"]
     r.max_in_flight = st["max_in_flight"]
     r.extra["pendo_s"] = st["latency_s"]
+    r.extra["raw phases"] = raw_phases(home, r.extra["raw events s"])
     import duckdb
 
     con = duckdb.connect(env["PENDO_DUCKDB_PATH"], read_only=True)
@@ -248,6 +249,40 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     finally:
         con.close()
     return r
+
+
+def raw_phases(home: Path, command_s: float) -> str:
+    """Where the raw-events command's time went, read back from its Dagster run: the load step
+    (its slowest source's fetch, the rest writes), the check steps, and everything outside
+    steps (process start-up, definitions, run and event bookkeeping)."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        for record in instance.get_run_records():
+            stats = instance.get_run_step_stats(record.dagster_run.run_id)
+            load = [s for s in stats if s.step_key == "load_pendo_events"]
+            if not load:
+                continue
+            seconds = {s.step_key: (s.end_time or 0) - (s.start_time or 0) for s in stats}
+            fetch = max(
+                (
+                    e.asset_materialization.metadata["fetch_seconds"].value
+                    for e in instance.all_logs(
+                        record.dagster_run.run_id,
+                        of_type=dg.DagsterEventType.ASSET_MATERIALIZATION,
+                    )
+                    if "fetch_seconds" in e.asset_materialization.metadata
+                ),
+                default=0.0,
+            )
+            load_s = seconds["load_pendo_events"]
+            checks = sum(v for k, v in seconds.items() if k != "load_pendo_events")
+            outside = command_s - sum(seconds.values())
+            return (
+                f"fetch {fetch:.1f} s, writes and totals after the fetch {load_s - fetch:.1f} s, "
+                f"check steps {checks:.1f} s, outside steps (start-up, Dagster) {outside:.1f} s"
+            )
+    return "no raw-events run found"
 
 
 def mode_events(args) -> tuple[list[Result], list[str]]:
@@ -451,6 +486,7 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
         out.append(f"wall ratio project/naive: {p.wall_s / n.wall_s:.3f}  (target <= 0.2)")
         split = ", ".join(f"{k} {v}" for k, v in p.extra.items() if k.endswith(" s"))
         out.append(f"project wall per command: {split}")
+        out.append(f"raw-events command: {p.extra.get('raw phases', '-')}")
         if p.extra.get("pendo_s") is not None and p.max_in_flight:
             floor = p.extra["pendo_s"] / 8  # PENDO_MAX_CONCURRENCY's default
             out.append(
