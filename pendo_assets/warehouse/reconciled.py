@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pyarrow as pa
+
 from pendo_assets.catalog import Source
 from pendo_assets.warehouse.store import Warehouse
 
@@ -36,7 +38,19 @@ def remember(wh: Warehouse, source: Source, agreed: dict[date, tuple]) -> None:
             f"CREATE TABLE IF NOT EXISTS {LEDGER} (source VARCHAR, day DATE, rows BIGINT, "
             "num_events BIGINT, PRIMARY KEY (source, day))"
         )
-        con.executemany(
-            f"INSERT OR REPLACE INTO {LEDGER} VALUES (?, ?, ?, ?)",
-            [(source.name, d, n, s) for d, (n, s) in sorted(agreed.items())],
+        days = sorted(agreed)
+        # One statement over an Arrow table: DuckDB runs ``executemany`` row by row, which
+        # took 0.7 s for a year of days, at the end of every range run's check step.
+        rows = pa.table(
+            {
+                "source": pa.array([source.name] * len(days), pa.string()),
+                "day": pa.array(days, pa.date32()),
+                "rows": pa.array([agreed[d][0] for d in days], pa.int64()),
+                "num_events": pa.array([agreed[d][1] for d in days], pa.int64()),
+            }
         )
+        con.register("agreed_days", rows)
+        try:
+            con.execute(f"INSERT OR REPLACE INTO {LEDGER} SELECT * FROM agreed_days")
+        finally:
+            con.unregister("agreed_days")
