@@ -24,6 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from itertools import groupby
 from typing import Any
 
 import dagster._check as check
@@ -137,26 +138,46 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             # earlier ones set, so these alone give the row that event-by-event updates leave
             # (and a year of materializations is serialized into it once, not 365 times).
             last: dict[str, dict[Any, tuple[int, EventLogEntry, int]]] = {}
-            for position, (event, row) in enumerate(mirrored):
-                kind = event.dagster_event_type
-                insert = SqlEventLogStorageTable.insert().values(**row)
-                if kind in ASSET_EVENTS:
-                    event_id = conn.execute(insert).inserted_primary_key[0]
-                    self._store_asset_event_tags(conn, [event], [event_id])
-                    key = event.get_dagster_event().asset_key
-                    if key is not None:
-                        last.setdefault(key.to_string(), {})[kind] = (position, event, event_id)
-                elif kind in ASSET_CHECK_EVENTS:
-                    event_id = conn.execute(insert).inserted_primary_key[0]
-                    self.store_asset_check_event(event, event_id)
-                else:
-                    conn.execute(insert)
+            # Index ids must follow event order, so consecutive asset events (a step's
+            # partitions) share one multi-row INSERT ... RETURNING; others go one by one.
+            for is_asset, run in groupby(
+                enumerate(mirrored), key=lambda p: p[1][0].dagster_event_type in ASSET_EVENTS
+            ):
+                run = list(run)
+                if is_asset:
+                    ids = self._insert_returning_ids(conn, [row for _, (_, row) in run])
+                    run_events = [event for _, (event, _) in run]
+                    self._store_asset_event_tags(conn, run_events, ids)
+                    for (position, (event, _)), event_id in zip(run, ids, strict=True):
+                        key = event.get_dagster_event().asset_key
+                        if key is not None:
+                            kind = event.dagster_event_type
+                            last.setdefault(key.to_string(), {})[kind] = (
+                                position,
+                                event,
+                                event_id,
+                            )
+                    continue
+                for _, (event, row) in run:
+                    insert = SqlEventLogStorageTable.insert().values(**row)
+                    if event.dagster_event_type in ASSET_CHECK_EVENTS:
+                        event_id = conn.execute(insert).inserted_primary_key[0]
+                        self.store_asset_check_event(event, event_id)
+                    else:
+                        conn.execute(insert)
             asset_values: dict[str, dict[str, Any]] = {}
             for key, by_kind in last.items():
                 for _, event, event_id in sorted(by_kind.values(), key=lambda t: t[0]):
                     values = self._get_asset_entry_values(event, event_id, has_index_cols)
                     asset_values.setdefault(key, {}).update(values)
             self._upsert_asset_keys(conn, {k: v for k, v in asset_values.items() if v})
+
+    @staticmethod
+    def _insert_returning_ids(conn: Connection, rows: list[dict[str, Any]]) -> list[int]:
+        """Insert ``rows`` into the index's event table; their ids, in the order given."""
+        table = SqlEventLogStorageTable
+        statement = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        return [r[0] for r in conn.execute(statement, rows)]
 
     def _upsert_asset_keys(self, conn: Connection, asset_values: dict[str, dict[str, Any]]) -> None:
         """One write per asset key: the batch's values merged in event order."""
