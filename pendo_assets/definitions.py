@@ -22,7 +22,7 @@ from pendo_assets.automation import build_automation, refresh_selection
 from pendo_assets.checks import all_checks
 from pendo_assets.clock import Clock, system_clock
 from pendo_assets.freshness import build_freshness
-from pendo_assets.instance import enable_event_batching
+from pendo_assets.instance import enable_event_batching, freeze_loaded_objects
 from pendo_assets.nps_checks import nps_checks
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
@@ -80,3 +80,4 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
 # per-partition events as one batch; see pendo_assets/instance/event_log.py.
 enable_event_batching()
 defs = build_definitions(load_settings())
+freeze_loaded_objects()

@@ -12,11 +12,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult
+
+if TYPE_CHECKING:
+    # Only a downstream asset that asks for a DataFrame needs pandas (DuckDB imports it
+    # then); every `dagster` command that loads the project starts 0.2 s sooner without it.
+    import pandas as pd
 
 
 @dataclass
