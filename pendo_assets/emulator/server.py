@@ -258,13 +258,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _aggregation(self, body: bytes) -> None:
         emu = self.emu
+        started = time.monotonic()
         emu.stats.begin(aggregation=True)
         try:
             self._aggregation_inner(body)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True  # the client went away mid-answer
         finally:
-            emu.stats.end()
+            emu.stats.end(busy_s=time.monotonic() - started)
 
     def _aggregation_inner(self, body: bytes) -> None:
         emu = self.emu

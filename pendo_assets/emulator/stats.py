@@ -25,6 +25,9 @@ class Stats:
             self.rows = 0  # result rows streamed
             self.connections = 0  # TCP connections accepted (keep-alive reuses them)
             self.latency_s = 0.0  # modelled Pendo time (latency knobs), summed over requests
+            # Time aggregation requests were open here (latency, building and sending the
+            # answer), summed: Pendo's time as the client saw it.
+            self.busy_s = 0.0
 
     def begin(self, aggregation: bool) -> None:
         with self._lock:
@@ -37,9 +40,10 @@ class Stats:
         with self._lock:
             self.connections += 1
 
-    def end(self) -> None:
+    def end(self, busy_s: float = 0.0) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.busy_s += busy_s
 
     def waited(self, seconds: float) -> None:
         with self._lock:
@@ -71,4 +75,5 @@ class Stats:
                 "rows": self.rows,
                 "connections": self.connections,
                 "latency_s": round(self.latency_s, 3),
+                "busy_s": round(self.busy_s, 3),
             }
