@@ -17,7 +17,7 @@ from pendo_assets.catalog import Source
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import ENTITY_PAGE_FLOOR, ENTITY_PAGE_SIZE, FetchOptions
 from pendo_assets.pendo.queries import Scope
-from pendo_assets.pendo.totals import try_day_totals
+from pendo_assets.pendo.totals import ask_window, collect, totals_windows
 from pendo_assets.settings import Settings, parse_app_ids
 
 
@@ -87,17 +87,26 @@ class PendoResource(dg.ConfigurableResource):
         the reconciliation check finds them ready instead of asking after every load."""
         if not days:
             return
+        opts = self.options
         if self._totals_pool is None:
-            self._totals_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="totals")
-        future = self._totals_pool.submit(try_day_totals, self.client, source, days, self.options)
-        self._totals[source.name] = (frozenset(days), future)
+            # One first-in-first-out queue of windows for every source: a source's totals are
+            # all asked before the next source's, so its check can run while the others' are
+            # still being asked, instead of every check waiting for the end.
+            self._totals_pool = ThreadPoolExecutor(
+                max_workers=opts.max_concurrency, thread_name_prefix="totals"
+            )
+        futures = [
+            self._totals_pool.submit(ask_window, self.client, source, w, opts)
+            for w in totals_windows(source, days, opts)
+        ]
+        self._totals[source.name] = (frozenset(days), futures)
 
     def prefetched_totals(self, source: Source, days: list[date]) -> tuple | None:
         """(totals, failures) asked during this run's load for a superset of ``days``, once."""
         entry = self._totals.pop(source.name, None)
         if entry is None or not set(days) <= entry[0]:
             return None
-        totals, failures = entry[1].result()
+        totals, failures = collect(f.result() for f in entry[1])
         wanted = set(days)
         return (
             {d: t for d, t in totals.items() if d in wanted},

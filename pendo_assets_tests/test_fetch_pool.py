@@ -6,7 +6,7 @@ import dagster as dg
 import duckdb
 
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
-from pendo_assets_tests.conftest import day_truth, loaded
+from pendo_assets_tests.conftest import TEST_KEY, TIMEZONE, day_truth, loaded
 
 FIRST = date(2026, 10, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(3)]
@@ -149,3 +149,41 @@ def test_the_load_asks_pendos_totals_so_the_checks_find_them_ready(
     assert asked_by_checks == []  # every check found its totals asked during the load
     by_source = fresh_emulator.stats.snapshot()["by_source"]
     assert all(by_source[s.name] == 3 + 3 for s in AGGREGATED), by_source  # loads + totals
+
+
+def test_totals_asked_during_the_load_are_asked_source_by_source(fresh_emulator, monkeypatch):
+    # The checks run one after another; if every source's totals were asked side by side, all
+    # would finish together at the end and each check would wait for it.
+    from pendo_assets import resources
+    from pendo_assets.pendo.totals import try_day_totals
+
+    started: list[str] = []
+    real = resources.ask_window
+
+    def recording(client, source, w, opts):
+        started.append(source.name)
+        return real(client, source, w, opts)
+
+    monkeypatch.setattr(resources, "ask_window", recording)
+    fresh_emulator.faults.update(latency_base_ms=50)
+    pendo = resources.PendoResource(
+        base_url=fresh_emulator.url,
+        integration_key=TEST_KEY,
+        timezone=TIMEZONE,
+        max_concurrency=2,
+        days_per_request=1,
+    )
+    days = [FIRST + timedelta(days=i) for i in range(4)]
+    first, second = SOURCES_BY_NAME["pageEvents"], SOURCES_BY_NAME["featureEvents"]
+    try:
+        pendo.prefetch_totals(first, days)
+        pendo.prefetch_totals(second, days)
+        got_second = pendo.prefetched_totals(second, days)
+        got_first = pendo.prefetched_totals(first, days)
+        assert started == ["pageEvents"] * 4 + ["featureEvents"] * 4
+        for source, got in ((first, got_first), (second, got_second)):
+            assert got == try_day_totals(pendo.client, source, days, pendo.options)
+            assert sum(t.rows for t in got[0].values()) > 0
+        assert pendo.prefetched_totals(first, days) is None  # handed out once
+    finally:
+        pendo.teardown_after_execution(None)

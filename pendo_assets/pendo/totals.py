@@ -4,6 +4,7 @@ what landed in the warehouse with what Pendo holds. Plain Python; no Dagster.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -49,46 +50,53 @@ def _window_totals(
     return out
 
 
-def pendo_day_totals(
-    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
-) -> dict[date, DayTotals]:
-    """{day: totals} for every day, or the first window's ``PendoError``."""
-    totals, failures = try_day_totals(client, source, days, opts)
-    if failures:
-        raise failures[0][1]
-    return totals
+Failures = list[tuple[list[date], PendoError]]
+Answers = list[tuple[list[date], "dict[date, DayTotals] | PendoError"]]
+
+
+def totals_windows(source: Source, days: list[date], opts: FetchOptions) -> list[list[date]]:
+    """The requests that ask ``days``' totals: windows of ``PENDO_DAYS_PER_REQUEST`` days for
+    aggregated sources, like loads; one day each for raw sources."""
+    return windows(sorted(days), 1 if source.raw else opts.days_per_request)
+
+
+def ask_window(client: PendoClient, source: Source, w: list[date], opts: FetchOptions) -> Answers:
+    """One window's totals, or why Pendo could not answer them.
+
+    A window over the memory limit or timing out is asked a day at a time, so one day Pendo
+    cannot answer does not cost the others their totals.
+    """
+    try:
+        return [(w, _window_totals(client, source, w, opts))]
+    except (PendoMemoryLimitError, PendoTimeoutError) as exc:
+        if len(w) == 1:
+            return [(w, exc)]
+        return [part for d in w for part in ask_window(client, source, [d], opts)]
+    except PendoError as exc:
+        return [(w, exc)]
+
+
+def collect(answers: Iterable[Answers]) -> tuple[dict[date, DayTotals], Failures]:
+    """(totals of every day answered, the windows that were not, with why)."""
+    out: dict[date, DayTotals] = {}
+    failures: Failures = []
+    for parts in answers:
+        for w, part in parts:
+            if isinstance(part, PendoError):
+                failures.append((w, part))
+            else:
+                out.update(part)
+    return out, failures
 
 
 def try_day_totals(
     client: PendoClient, source: Source, days: list[date], opts: FetchOptions
-) -> tuple[dict[date, DayTotals], list[tuple[list[date], PendoError]]]:
-    """Pendo's totals of every day it could answer, and the windows it could not (with why).
-
-    Aggregated sources are asked in windows of ``PENDO_DAYS_PER_REQUEST`` days, like loads; a
-    window over the memory limit or timing out is asked a day at a time. Raw sources are
-    counted a day at a time.
-    """
-    size = 1 if source.raw else opts.days_per_request
-
-    def one(w: list[date]) -> list[tuple[list[date], dict[date, DayTotals] | PendoError]]:
-        try:
-            return [(w, _window_totals(client, source, w, opts))]
-        except (PendoMemoryLimitError, PendoTimeoutError) as exc:
-            if len(w) == 1:
-                return [(w, exc)]
-            # Too big or too slow as a window: each day on its own, so one day Pendo cannot
-            # answer does not cost the others their totals.
-            return [part for d in w for part in one([d])]
-        except PendoError as exc:
-            return [(w, exc)]
-
-    out: dict[date, DayTotals] = {}
-    failures: list[tuple[list[date], PendoError]] = []
+) -> tuple[dict[date, DayTotals], Failures]:
+    """Pendo's totals of every day it could answer, and the windows it could not (with why),
+    asked ``max_concurrency`` windows at a time."""
     with ThreadPoolExecutor(max_workers=opts.max_concurrency) as pool:
-        for parts in pool.map(one, windows(sorted(days), size)):
-            for w, part in parts:
-                if isinstance(part, PendoError):
-                    failures.append((w, part))
-                else:
-                    out.update(part)
-    return out, failures
+        return collect(
+            pool.map(
+                lambda w: ask_window(client, source, w, opts), totals_windows(source, days, opts)
+            )
+        )
