@@ -21,6 +21,7 @@ from dagster._core.definitions.asset_checks.asset_check_factories.utils import (
 )
 
 from pendo_assets import clock
+from pendo_assets.pendo.days import partition_dates
 from pendo_assets.settings import Settings
 
 FRESH = "is_fresh"
@@ -38,7 +39,7 @@ def expected_day(now: datetime) -> tuple[date, datetime]:
 
 
 def newest_day(instance: dg.DagsterInstance, key: dg.AssetKey) -> date | None:
-    days = [date.fromisoformat(k) for k in instance.get_materialized_partitions(key)]
+    days = partition_dates(instance.get_materialized_partitions(key))
     return max(days, default=None)
 
 

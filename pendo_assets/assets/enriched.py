@@ -1,11 +1,16 @@
 """Enriched event assets: each raw event day joined to the names its ids point to."""
 
-from datetime import date
-
 import dagster as dg
 
-from pendo_assets.assets.raw import IO_MANAGER_KEY, KINDS, asset_key, demo_note
 from pendo_assets.assets.schema import enriched_schema
+from pendo_assets.assets.shared import (
+    IO_MANAGER_KEY,
+    KINDS,
+    asset_key,
+    demo_note,
+    partition_dates,
+    require_tables,
+)
 from pendo_assets.automation import daily_automation
 from pendo_assets.catalog import (
     ANALYTICS_SCHEMA,
@@ -52,18 +57,16 @@ def build_enriched_asset(
         },
     )
     def _enriched(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> DaysQuery:
-        days = [date.fromisoformat(k) for k in context.partition_keys]
+        days = partition_dates(context.partition_keys)
         wh = warehouse.warehouse
+        require_tables(
+            wh,
+            f"{ANALYTICS_SCHEMA}/{source.table}",
+            [f"{RAW_SCHEMA}.{t}" for t in [source.table, *entities]],
+        )
         with wh.connect() as con:
             raw_cols = list(wh.columns(con, RAW_SCHEMA, source.table))
             entity_cols = {t: list(wh.columns(con, RAW_SCHEMA, t)) for t in entities}
-            missing = [t for t in [source.table, *entities] if not wh.columns(con, RAW_SCHEMA, t)]
-        if missing:
-            keys = ", ".join(f"{RAW_SCHEMA}/{t}" for t in missing)
-            raise dg.Failure(
-                f"{ANALYTICS_SCHEMA}/{source.table} needs {keys} in the warehouse first: "
-                "materialize those assets, then this one."
-            )
         sql = enriched_query(source, raw_cols, entity_cols)
         return DaysQuery(days, sql)
 

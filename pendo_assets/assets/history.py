@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from pendo_assets.assets.raw import asset_key, demo_note
 from pendo_assets.assets.schema import raw_schema
+from pendo_assets.assets.shared import asset_key, demo_note
 from pendo_assets.catalog import (
     ANALYTICS_SCHEMA,
     ENTITIES,

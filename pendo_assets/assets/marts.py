@@ -3,13 +3,16 @@ rollups over the whole loaded history. The SQL lives in ``pendo_assets/marts/`` 
 inside DuckDB; the IO manager replaces the run's days (or the table) atomically.
 """
 
-from datetime import date
-
 import dagster as dg
 
-from pendo_assets.assets.raw import IO_MANAGER_KEY, demo_note
+from pendo_assets.assets.shared import (
+    IO_MANAGER_KEY,
+    demo_note,
+    partition_dates,
+    require_tables,
+    table_key,
+)
 from pendo_assets.automation import daily_automation
-from pendo_assets.catalog import NESTED_BY_TABLE, RAW_SCHEMA
 from pendo_assets.marts.first_seen import fold_and_recompute
 from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS, Mart
 from pendo_assets.settings import Settings
@@ -17,15 +20,6 @@ from pendo_assets.warehouse.io_manager import DaysQuery, TableQuery, WarehouseRe
 
 MART_GROUP = "analytics_marts"
 MART_KINDS = {"duckdb"}
-
-
-def table_key(fq: str) -> dg.AssetKey:
-    """The asset that writes ``fq``: nested tables (``pendo.guide_steps``) are written by the
-    entity they are flattened from."""
-    schema, table = fq.split(".")
-    if schema == RAW_SCHEMA and table in NESTED_BY_TABLE:
-        table = NESTED_BY_TABLE[table][1].table
-    return dg.AssetKey([schema, table])
 
 
 def rollup_automation() -> dg.AutomationCondition:
@@ -41,14 +35,7 @@ def rollup_automation() -> dg.AutomationCondition:
 
 
 def _require(warehouse: WarehouseResource, mart: Mart) -> None:
-    wh = warehouse.warehouse
-    missing = [t for t in mart.reads if not wh.exists(*t.split("."))]
-    if missing:
-        keys = ", ".join(t.replace(".", "/") for t in missing)
-        raise dg.Failure(
-            f"analytics/{mart.name} needs {keys} in the warehouse first: materialize those "
-            "assets, then this one."
-        )
+    require_tables(warehouse.warehouse, f"analytics/{mart.name}", mart.reads)
 
 
 def _description(mart: Mart, settings: Settings, extra: str) -> str:
@@ -82,7 +69,7 @@ def build_daily_mart(
         metadata={"dagster/table_name": mart.table, "grain": ", ".join(mart.grain)},
     )
     def _daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> DaysQuery:
-        days = [date.fromisoformat(k) for k in context.partition_keys]
+        days = partition_dates(context.partition_keys)
         _require(warehouse, mart)
         if mart.first_seen is not None:
             with warehouse.warehouse.transaction() as con:

@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 
 from pendo_assets import clock
 from pendo_assets.assets.schema import raw_schema
+from pendo_assets.assets.shared import IO_MANAGER_KEY, KINDS, asset_key, demo_note, partition_dates
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
 from pendo_assets.enriched import nested_query
 from pendo_assets.pendo.client import PendoClient
@@ -33,21 +34,6 @@ from pendo_assets.warehouse.store import stage
 
 ENTITY_GROUP = "pendo_entities"
 RAW_EVENT_GROUP = "pendo_raw_events"
-KINDS = {"pendo", "duckdb"}
-IO_MANAGER_KEY = "warehouse_io_manager"
-
-
-def asset_key(source: Source, schema: str = RAW_SCHEMA) -> dg.AssetKey:
-    return dg.AssetKey([schema, source.table])
-
-
-def demo_note(settings: Settings) -> str:
-    if not settings.demo:
-        return ""
-    return (
-        "\n\n**DEMO DATA** from the embedded Pendo emulator. To load your own subscription set "
-        "`PENDO_INTEGRATION_KEY`, `PENDO_REGION` and `PENDO_START_DATE` (see README)."
-    )
 
 
 @contextmanager
@@ -315,7 +301,7 @@ def build_event_assets(
     def _events(
         context: dg.AssetExecutionContext, pendo: PendoResource, warehouse: WarehouseResource
     ):
-        days = [date.fromisoformat(k) for k in context.partition_keys]
+        days = partition_dates(context.partition_keys)
         opts = pendo.options
         step = max(1, len(days) // 20)
 

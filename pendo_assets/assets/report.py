@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from pendo_assets.assets.marts import rollup_automation
-from pendo_assets.assets.raw import demo_note
+from pendo_assets.assets.shared import demo_note, require_tables
 from pendo_assets.settings import DEFAULT_DUCKDB_PATH, Settings
 from pendo_assets.warehouse.io_manager import WarehouseResource
 
@@ -209,14 +209,7 @@ def build_report_asset(settings: Settings) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, warehouse: WarehouseResource
     ) -> dg.MaterializeResult:
         wh = warehouse.warehouse
-        missing = [t for t in READS if not wh.exists(*t.split("."))]
-        if missing:
-            raise dg.Failure(
-                "the usage report needs "
-                + ", ".join(t.replace(".", "/") for t in missing)
-                + " in the warehouse first: materialize the daily marts for some days, then "
-                "this asset."
-            )
+        require_tables(wh, "the usage report", READS, then="this asset")
         with wh.connect() as con:
             data = read_usage(con)
         if data is None:

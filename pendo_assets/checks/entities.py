@@ -2,9 +2,9 @@
 
 import dagster as dg
 
-from pendo_assets.assets.raw import asset_key
+from pendo_assets.assets.shared import asset_key
 from pendo_assets.catalog import RAW_SCHEMA, Source
-from pendo_assets.checks.shared import UNIQUE_IDS, exists, missing_table
+from pendo_assets.checks.shared import UNIQUE_IDS, missing_table
 from pendo_assets.enriched import entity_id_column
 from pendo_assets.warehouse.io_manager import WarehouseResource
 
@@ -21,7 +21,7 @@ def build_entity_check(source: Source) -> dg.AssetChecksDefinition:
     )
     def _unique(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         wh = warehouse.warehouse
-        if not exists(wh, RAW_SCHEMA, source.table):
+        if not wh.exists(RAW_SCHEMA, source.table):
             return missing_table(key, UNIQUE_IDS)
         dupes = wh.query(
             f"SELECT {eid}, count(*) FROM {RAW_SCHEMA}.{source.table} "

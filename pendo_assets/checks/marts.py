@@ -5,12 +5,12 @@ from datetime import date
 
 import dagster as dg
 
+from pendo_assets.assets.shared import table_key
 from pendo_assets.checks.shared import (
     GRAIN,
     TIES_OUT,
     check_days,
     day_span,
-    exists,
     missing_table,
     name_days,
 )
@@ -20,8 +20,7 @@ from pendo_assets.warehouse.store import Warehouse, markdown_table
 
 
 def mart_key(mart: Mart) -> dg.AssetKey:
-    schema, table = mart.table.split(".")
-    return dg.AssetKey([schema, table])
+    return table_key(mart.table)
 
 
 def build_mart_checks(mart: Mart) -> dg.AssetChecksDefinition:
@@ -52,7 +51,7 @@ def build_mart_checks(mart: Mart) -> dg.AssetChecksDefinition:
     ) -> Iterator[dg.AssetCheckResult]:
         wh = warehouse.warehouse
         schema, table = mart.table.split(".")
-        if not exists(wh, schema, table):
+        if not wh.exists(schema, table):
             for spec in specs:
                 yield missing_table(key, spec.name)
             return

@@ -9,10 +9,11 @@ from datetime import date, timedelta
 import dagster as dg
 
 from pendo_assets.checks.shared import COMPLETE, name_days
+from pendo_assets.pendo.days import partition_dates
 
 
 def _loaded_days(context, key: dg.AssetKey) -> list[date]:
-    return sorted(date.fromisoformat(k) for k in context.instance.get_materialized_partitions(key))
+    return sorted(partition_dates(context.instance.get_materialized_partitions(key)))
 
 
 def _complete_result(context, key) -> dg.AssetCheckResult:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
-from pendo_assets.assets.raw import asset_key
+from pendo_assets.assets.shared import asset_key
 from pendo_assets.catalog import RAW_SCHEMA, SOURCES_BY_TABLE, Source
 from pendo_assets.checks.partitions import _complete_result
 from pendo_assets.checks.reconcile import reconcile_result
@@ -24,7 +24,6 @@ from pendo_assets.checks.shared import (
     bad_days_md,
     check_days,
     day_span,
-    exists,
     fq_name,
     missing_table,
     name_days,
@@ -122,7 +121,7 @@ def _unknown_result(wh: Warehouse, source: Source, key, fq, days, present: set[s
     lookups = _tag_lookups(source, present)
     rows, worst = [], 0.0
     for col, entity in lookups:
-        if not exists(wh, RAW_SCHEMA, entity.table):
+        if not wh.exists(RAW_SCHEMA, entity.table):
             return dg.AssetCheckResult(
                 asset_key=key,
                 check_name=UNKNOWN,
@@ -223,7 +222,7 @@ def build_raw_event_checks(
         pendo: PendoResource,
     ) -> Iterator[dg.AssetCheckResult]:
         wh = warehouse.warehouse
-        if not exists(wh, RAW_SCHEMA, source.table):
+        if not wh.exists(RAW_SCHEMA, source.table):
             for spec in specs:
                 yield missing_table(key, spec.name)
             return

@@ -43,10 +43,6 @@ def fq_name(schema: str, table: str) -> str:
     return f"{schema}.{table}"
 
 
-def exists(wh: Warehouse, schema: str, table: str) -> bool:
-    return wh.exists(schema, table)
-
-
 def days_in(wh: Warehouse, fq: str) -> list[date]:
     return [d for (d,) in wh.query(f"SELECT DISTINCT day FROM {fq} ORDER BY 1")]
 

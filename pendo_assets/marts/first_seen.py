@@ -19,6 +19,8 @@ from datetime import date
 
 from pendo_assets.catalog import ANALYTICS_SCHEMA
 from pendo_assets.marts.models import FirstSeen, Mart
+from pendo_assets.pendo.days import windows
+from pendo_assets.warehouse.store import Warehouse
 
 FOLDED_DAYS = f"{ANALYTICS_SCHEMA}.first_seen_days"
 
@@ -170,17 +172,6 @@ def fold(con, fs: FirstSeen, run_days: Sequence[date]) -> dict[date, int]:
     return {d: n for d, n in sorted(moved) if d not in run}
 
 
-def runs_of_days(days: Sequence[date]) -> list[tuple[date, date]]:
-    """Sorted days as (first, last) runs of consecutive days."""
-    out: list[list[date]] = []
-    for d in sorted(set(days)):
-        if out and (d - out[-1][1]).days == 1:
-            out[-1][1] = d
-        else:
-            out.append([d, d])
-    return [(a, b) for a, b in out]
-
-
 def fold_and_recompute(con, mart: Mart, run_days: Sequence[date]) -> dict[date, int]:
     """Fold ``mart``'s first-seen table, then rewrite the mart's *other* days it changed.
 
@@ -190,7 +181,7 @@ def fold_and_recompute(con, mart: Mart, run_days: Sequence[date]) -> dict[date, 
     """
     assert mart.first_seen is not None
     moved = fold(con, mart.first_seen, run_days)
-    if not moved or not _exists(con, mart.name):
+    if not moved or not Warehouse.columns(con, ANALYTICS_SCHEMA, mart.name):
         return {}
     present = {
         d
@@ -200,16 +191,9 @@ def fold_and_recompute(con, mart: Mart, run_days: Sequence[date]) -> dict[date, 
         ).fetchall()
     }
     redo = {d: n for d, n in moved.items() if d in present}
-    for first, last in runs_of_days(list(redo)):
-        con.execute(f"DELETE FROM {mart.table} WHERE day BETWEEN ? AND ?", [first, last])
-        con.execute(f"INSERT INTO {mart.table} BY NAME SELECT * FROM ({mart.sql})", [first, last])
-    return redo
-
-
-def _exists(con, table: str) -> bool:
-    return bool(
+    for run in windows(redo):
+        con.execute(f"DELETE FROM {mart.table} WHERE day BETWEEN ? AND ?", [run[0], run[-1]])
         con.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [ANALYTICS_SCHEMA, table],
-        ).fetchall()
-    )
+            f"INSERT INTO {mart.table} BY NAME SELECT * FROM ({mart.sql})", [run[0], run[-1]]
+        )
+    return redo

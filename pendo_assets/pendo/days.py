@@ -7,6 +7,7 @@ hours long. Everything that turns a partition date into Pendo time, or back, liv
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -27,15 +28,16 @@ def hours_in_day(day: date, zone: ZoneInfo) -> int:
     return (end - start) // 3_600_000
 
 
-def date_range(first: date, last: date) -> list[date]:
-    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+def partition_dates(keys: Iterable[str]) -> list[date]:
+    """Daily partition keys (``YYYY-MM-DD``, subscription-local days) as dates."""
+    return [date.fromisoformat(k) for k in keys]
 
 
-def windows(days: list[date], size: int) -> list[list[date]]:
-    """Split sorted days into runs of consecutive days at most ``size`` long."""
+def windows(days: Iterable[date], size: int | None = None) -> list[list[date]]:
+    """Split days into sorted runs of consecutive days, each at most ``size`` long."""
     out: list[list[date]] = []
-    for d in sorted(days):
-        if out and len(out[-1]) < size and out[-1][-1] + timedelta(days=1) == d:
+    for d in sorted(set(days)):
+        if out and (size is None or len(out[-1]) < size) and out[-1][-1] + timedelta(days=1) == d:
             out[-1].append(d)
         else:
             out.append([d])

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from pendo_assets.pendo.days import partition_dates
 from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ def table_of(key: dg.AssetKey) -> tuple[str, str]:
 def partition_days(context) -> list[date] | None:
     if not context.has_asset_partitions:
         return None
-    return [date.fromisoformat(k) for k in context.asset_partition_keys]
+    return partition_dates(context.asset_partition_keys)
 
 
 class WarehouseResource(dg.ConfigurableResource):
@@ -166,5 +167,5 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
         schema, table = table_of(context.asset_key)
         days: Sequence[date] | None = None
         if context.has_asset_partitions:
-            days = [date.fromisoformat(k) for k in context.asset_partition_keys]
+            days = partition_dates(context.asset_partition_keys)
         return self.warehouse.read_df(schema, table, days)
