@@ -109,18 +109,6 @@ class Source:
     def history_table(self) -> str | None:
         return f"{ANALYTICS_SCHEMA}.{self.history}" if self.history else None
 
-    @property
-    def time_field(self) -> str | None:
-        if self.kind == "entity":
-            return None
-        return "browserTime" if self.raw else "day"
-
-    @property
-    def asset_name(self) -> str:
-        return self.table
-
-
-ENTITY_ID = "id"
 
 # Entity columns that change on every visit (or every sync), not because an attribute did:
 # history does not open a new version for them unless PENDO_HISTORY_TRACK_COLUMNS names them.

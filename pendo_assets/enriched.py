@@ -9,7 +9,6 @@ duplicate an event row.
 from __future__ import annotations
 
 from pendo_assets.catalog import (
-    ANALYTICS_SCHEMA,
     NESTED_BY_TABLE,
     RAW_SCHEMA,
     SOURCES_BY_TABLE,
@@ -104,7 +103,3 @@ def enriched_query(
         return sql
     derived = ",\n       ".join(f"{expr} AS {out}" for out, expr in source.derived.items())
     return f"SELECT *,\n       {derived}\nFROM (\n{sql}\n) enriched"
-
-
-def enriched_table(source: Source) -> str:
-    return f"{ANALYTICS_SCHEMA}.{source.table}"

@@ -221,10 +221,6 @@ MARTS: tuple[Mart, ...] = DAILY_MARTS + ROLLUPS
 MARTS_BY_NAME: dict[str, Mart] = {m.name: m for m in MARTS}
 
 
-def first_seen_tables() -> tuple[FirstSeen, ...]:
-    return tuple(m.first_seen for m in DAILY_MARTS if m.first_seen is not None)
-
-
 def tie_out_sql(mart: Mart, tie: TieOut, by_day: bool) -> str:
     """(day?, mart value, raw value) for days ``$1``..``$2`` (by_day) or the whole table.
 

@@ -62,7 +62,6 @@ class TableQuery:
     """A SELECT whose rows replace the whole table."""
 
     sql: str
-    params: list = field(default_factory=list)
 
 
 def table_of(key: dg.AssetKey) -> tuple[str, str]:
@@ -114,7 +113,7 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
             elif isinstance(obj, DaysQuery):
                 result = wh.replace_days_from_query(schema, table, days or obj.days, obj.sql)
             elif isinstance(obj, TableQuery):
-                result = wh.replace_table_from_query(schema, table, obj.sql, obj.params)
+                result = wh.replace_table_from_query(schema, table, obj.sql)
             else:
                 raise TypeError(
                     f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "

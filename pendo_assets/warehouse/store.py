@@ -9,7 +9,6 @@ Slow work (fetching from Pendo) happens before, on staged Parquet files.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +22,6 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 
 DAY_COLUMN = "day"
-TYPES_KEY = b"pendo_assets.duckdb_types"
 FILES_PER_SCAN = 31
 
 _NUMERIC_RANK = {"BIGINT": 1, "DOUBLE": 2}
@@ -57,10 +55,8 @@ class StagedFile:
 
 
 def stage(table: pa.Table, types: dict[str, str], path: Path) -> StagedFile:
-    meta = dict(table.schema.metadata or {})
-    meta[TYPES_KEY] = json.dumps(types).encode()
     # Staging files live for seconds: cheap LZ4 beats zstd's smaller files here.
-    pq.write_table(table.replace_schema_metadata(meta), path, compression="lz4")
+    pq.write_table(table, path, compression="lz4")
     return StagedFile(path, dict(types), table.num_rows)
 
 
@@ -260,13 +256,11 @@ class Warehouse:
         result.rows_written = sum(result.rows_by_day.values())
         return result
 
-    def replace_table_from_query(
-        self, schema: str, table: str, sql: str, params: list | None = None
-    ) -> WriteResult:
+    def replace_table_from_query(self, schema: str, table: str, sql: str) -> WriteResult:
         fq = f"{quote(schema)}.{quote(table)}"
         with self.transaction() as con:
             con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-            con.execute(f"CREATE OR REPLACE TABLE {fq} AS {sql}", params or [])
+            con.execute(f"CREATE OR REPLACE TABLE {fq} AS {sql}")
             result = self._result(con, schema, table, None)
         result.rows_written = result.table_rows
         return result
