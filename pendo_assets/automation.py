@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import requests
 
+from pendo_assets.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from pendo_assets.settings import Settings
 
 REFRESH_JOB = "pendo_daily_refresh"
@@ -28,9 +29,6 @@ AUTOMATION_SENSOR = "pendo_automation"
 AUTOMATION_INTERVAL_S = 30
 # 06:00 local: yesterday is complete in Pendo by then (events appear within about an hour).
 REFRESH_CRON = "0 6 * * *"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
-PARTITION_TAG = "dagster/partition"
 WEBHOOK_TIMEOUT_S = 10.0
 
 log = logging.getLogger("pendo_assets.automation")

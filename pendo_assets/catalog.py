@@ -155,6 +155,14 @@ _RAW_EVENT_COLUMNS = {
     "serverName": VARCHAR,
     "userAgent": VARCHAR,
 }
+# The `type` of guide events the marts count, each in its own column (`count_guide_seen`, ...).
+GUIDE_EVENT_TYPES = ("guideSeen", "guideAdvanced", "guideDismissed", "guideSnoozed", "guideTimeout")
+
+
+def guide_count_column(event_type: str, prefix: str = "count") -> str:
+    return f"{prefix}_guide_{event_type.removeprefix('guide').lower()}"
+
+
 _RAW_GRAIN = ("visitorId", "accountId", "appId", "browserTime", "type", "guideId", "guideStepId")
 
 _WHO = (
@@ -432,8 +440,8 @@ SOURCES: tuple[Source, ...] = (
         table="guide_events",
         kind="event",
         raw=True,
-        description="One row per guide interaction (guideSeen, guideAdvanced, guideDismissed, "
-        "guideSnoozed, guideTimeout, ...), timed by the browser (`browser_time`).",
+        description=f"One row per guide interaction ({', '.join(GUIDE_EVENT_TYPES)}, ...), "
+        "timed by the browser (`browser_time`).",
         columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
         id_column="guideId",
         grain=_RAW_GRAIN,

@@ -8,7 +8,6 @@ run starts. Loading never starts a server: demo mode only points at the emulator
 from __future__ import annotations
 
 import logging
-import os
 
 import dagster as dg
 
@@ -26,17 +25,16 @@ from pendo_assets.instance import enable_event_batching, freeze_loaded_objects
 from pendo_assets.nps_checks import nps_checks
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
-from pendo_assets.settings import Settings, load_settings
+from pendo_assets.settings import DEMO_KEY, Settings, load_settings
 from pendo_assets.warehouse.io_manager import DuckDBWarehouseIOManager, WarehouseResource
 
-DEMO_KEY = "demo-key"
 log = logging.getLogger("pendo_assets")
 
 
 def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Definitions:
     """``clock`` is "now" for checks that depend on a day's age (tests pin it)."""
     partitions = daily_partitions(settings)
-    if os.environ.get("PENDO_INTEGRATION_KEY", "").strip():
+    if settings.has_integration_key:
         key = dg.EnvVar("PENDO_INTEGRATION_KEY")
     else:
         # Demo mode: the emulator's key is not a secret.
@@ -76,8 +74,13 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
     )
 
 
-# Every process that loads the project (CLI, run workers, code servers) stores a step's
-# per-partition events as one batch; see pendo_assets/instance/event_log.py.
-enable_event_batching()
-defs = build_definitions(load_settings())
-freeze_loaded_objects()
+@dg.definitions
+def defs() -> dg.Definitions:
+    """What Dagster loads (`-m pendo_assets.definitions`): the project from the environment's
+    PENDO_* settings. Built when Dagster loads it, not when a module imports this one."""
+    # Every process that loads the project (CLI, run workers, code servers) stores a step's
+    # per-partition events as one batch; see pendo_assets/instance/event_log.py.
+    enable_event_batching()
+    loaded = build_definitions(load_settings())
+    freeze_loaded_objects()
+    return loaded

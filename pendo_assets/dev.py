@@ -19,9 +19,8 @@ from dotenv import dotenv_values
 
 from pendo_assets import clock
 from pendo_assets.instance import enable_event_batching, write_local_config
-from pendo_assets.settings import DEMO_HISTORY_DAYS
+from pendo_assets.settings import DEMO_HISTORY_DAYS, DEMO_KEY
 
-DEMO_KEY = "demo-key"
 DEMO_TIMEZONE = "America/New_York"
 BANNER = "=" * 78
 # `dagster dev` warns on every start that it is superseded by `dg dev` (dagster-dg-cli). We keep

@@ -18,6 +18,7 @@ from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pendo_assets import clock
+from pendo_assets.pendo.queries import MAX_DAYS_PER_REQUEST
 
 REGION_HOSTS = {
     "us": "https://app.pendo.io",
@@ -32,10 +33,11 @@ EARLIEST_START = date(2013, 1, 1)
 # The demo emulator's history: this many days up to today (see pendo_assets.emulator).
 DEMO_HISTORY_DAYS = 150
 DEMO_BASE_URL = "http://127.0.0.1:8765"
+# The key the demo emulator accepts (`make dev` starts it with this one); not a secret.
+DEMO_KEY = "demo-key"
 DEFAULT_DUCKDB_PATH = "data/pendo_warehouse.duckdb"
 # DuckDB's own default is 80% of RAM; a cap makes long ranges spill to disk instead.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
-MAX_DAYS_PER_REQUEST = 30  # Pendo asks for at most 30 days per aggregation call
 # Pendo processes events hourly, some arrive days late, and a day is final after about 9 days.
 DEFAULT_FINAL_AFTER_DAYS = 9
 
@@ -67,6 +69,8 @@ class Settings:
     retry_backoff_s: float
     alert_webhook: str | None
     demo: bool  # no PENDO_INTEGRATION_KEY of the user's: running on the embedded emulator
+    # Whether PENDO_INTEGRATION_KEY is set (never its value: resources read it as an EnvVar).
+    has_integration_key: bool = False
     # Columns that entity history versions on although they change on every visit by default.
     history_track_columns: frozenset[str] = frozenset()
     # Day of the week (0 = Monday) whose refresh re-reads accounts/visitors whole; None: never.
@@ -286,7 +290,9 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         apply_exclude_list=_bool(env, "PENDO_APPLY_EXCLUDE_LIST", True),
         drop_columns=drop,
         max_concurrency=_number(env, "PENDO_MAX_CONCURRENCY", 8, 1, 64),
-        days_per_request=_number(env, "PENDO_DAYS_PER_REQUEST", 30, 1, MAX_DAYS_PER_REQUEST),
+        days_per_request=_number(
+            env, "PENDO_DAYS_PER_REQUEST", MAX_DAYS_PER_REQUEST, 1, MAX_DAYS_PER_REQUEST
+        ),
         lookback_days=_number(env, "PENDO_LOOKBACK_DAYS", 10, 1, 90),
         final_after_days=_number(env, "PENDO_FINAL_AFTER_DAYS", DEFAULT_FINAL_AFTER_DAYS, 0, 90),
         request_timeout_s=float(_number(env, "PENDO_REQUEST_TIMEOUT_S", 300, 1, 3600)),
@@ -294,6 +300,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         retry_backoff_s=_number(env, "PENDO_RETRY_BACKOFF_S", 1.0, 0.0, 60.0),
         alert_webhook=webhook,
         demo=demo,
+        has_integration_key=has_key,
         history_track_columns=track,
         full_refresh_weekday=parse_weekday(env.get("PENDO_FULL_REFRESH_WEEKDAY")),
         incremental_margin_minutes=_number(

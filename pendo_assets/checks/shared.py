@@ -5,12 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
+from pendo_assets.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from pendo_assets.warehouse.store import Warehouse, markdown_table
 
 MAX_DAYS_NAMED = 20  # failure descriptions name at most this many days
@@ -30,12 +26,12 @@ WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG})
 def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:
     """The days the run materialized (partition range or single partition), or None."""
     tags = context.run.tags
-    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
+    start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start and end:
         first, last = date.fromisoformat(start), date.fromisoformat(end)
         return [first + timedelta(days=i) for i in range((last - first).days + 1)]
-    if tags.get(PARTITION_NAME_TAG):
-        return [date.fromisoformat(tags[PARTITION_NAME_TAG])]
+    if tags.get(PARTITION_TAG):
+        return [date.fromisoformat(tags[PARTITION_TAG])]
     return None
 
 

@@ -41,11 +41,7 @@ SELECT day,
        count(DISTINCT visitor_id)::BIGINT AS count_visitors,
        (count(DISTINCT account_id) FILTER (WHERE coalesce(account_id, '') <> ''))::BIGINT
            AS count_accounts,
-       (count(*) FILTER (WHERE type = 'guideSeen'))::BIGINT AS count_guide_seen,
-       (count(*) FILTER (WHERE type = 'guideAdvanced'))::BIGINT AS count_guide_advanced,
-       (count(*) FILTER (WHERE type = 'guideDismissed'))::BIGINT AS count_guide_dismissed,
-       (count(*) FILTER (WHERE type = 'guideSnoozed'))::BIGINT AS count_guide_snoozed,
-       (count(*) FILTER (WHERE type = 'guideTimeout'))::BIGINT AS count_guide_timeout,
+       /* per guide event type: (count(*) FILTER (WHERE type = '{type}'))::BIGINT AS {col} */,
        (count(*) FILTER (WHERE is_poll))::BIGINT AS count_poll_responses
 FROM g
 GROUP BY day, guide_id

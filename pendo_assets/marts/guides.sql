@@ -6,11 +6,7 @@ WITH act AS (
            min(day) AS first_active_day,
            max(day) AS last_active_day,
            count(*) AS count_active_days,
-           sum(count_guide_seen) AS count_guide_seen,
-           sum(count_guide_advanced) AS count_guide_advanced,
-           sum(count_guide_dismissed) AS count_guide_dismissed,
-           sum(count_guide_snoozed) AS count_guide_snoozed,
-           sum(count_guide_timeout) AS count_guide_timeout,
+           /* per guide event type: sum({col}) AS {col} */,
            sum(count_poll_responses) AS count_poll_responses
     FROM analytics.guide_daily_metrics
     GROUP BY guide_id
@@ -35,11 +31,7 @@ SELECT coalesce(g.id, act.guide_id) AS guide_id,
        act.first_active_day,
        act.last_active_day,
        coalesce(act.count_active_days, 0)::BIGINT AS count_active_days,
-       coalesce(act.count_guide_seen, 0)::BIGINT AS count_guide_seen,
-       coalesce(act.count_guide_advanced, 0)::BIGINT AS count_guide_advanced,
-       coalesce(act.count_guide_dismissed, 0)::BIGINT AS count_guide_dismissed,
-       coalesce(act.count_guide_snoozed, 0)::BIGINT AS count_guide_snoozed,
-       coalesce(act.count_guide_timeout, 0)::BIGINT AS count_guide_timeout,
+       /* per guide event type: coalesce(act.{col}, 0)::BIGINT AS {col} */,
        coalesce(act.count_poll_responses, 0)::BIGINT AS count_poll_responses,
        coalesce(who.count_visitors, 0)::BIGINT AS count_visitors,
        coalesce(who.count_accounts, 0)::BIGINT AS count_accounts

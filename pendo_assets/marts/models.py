@@ -7,11 +7,17 @@ parameters and cover the whole loaded history.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA
+from pendo_assets.catalog import (
+    ANALYTICS_SCHEMA,
+    GUIDE_EVENT_TYPES,
+    RAW_SCHEMA,
+    guide_count_column,
+)
 
 SQL_DIR = Path(__file__).parent
 
@@ -59,9 +65,21 @@ class Mart:
         return load_sql(self.name)
 
 
+# `/* per guide event type: <expression> */` in a mart's SQL stands for one expression per
+# type in GUIDE_EVENT_TYPES, `{type}` and `{col}` (its count column) filled in.
+_PER_GUIDE_TYPE = re.compile(r"^( *)/\* per guide event type: (.+?) \*/", re.MULTILINE)
+
+
+def _per_guide_type(m: re.Match) -> str:
+    indent, expression = m.groups()
+    return ",\n".join(
+        indent + expression.format(type=t, col=guide_count_column(t)) for t in GUIDE_EVENT_TYPES
+    )
+
+
 @cache
 def load_sql(name: str) -> str:
-    return (SQL_DIR / f"{name}.sql").read_text()
+    return _PER_GUIDE_TYPE.sub(_per_guide_type, (SQL_DIR / f"{name}.sql").read_text())
 
 
 def _a(table: str) -> str:
@@ -73,13 +91,12 @@ def _p(table: str) -> str:
 
 
 _HAS_ACCOUNT = "coalesce(account_id, '') <> ''"
-_GUIDE_TYPES = ("guideSeen", "guideAdvanced", "guideDismissed", "guideSnoozed", "guideTimeout")
 
 
 def _guide_tie_outs(prefix: str = "count") -> tuple[TieOut, ...]:
     outs = []
-    for t in _GUIDE_TYPES:
-        col = f"{prefix}_guide_{t.removeprefix('guide').lower()}"
+    for t in GUIDE_EVENT_TYPES:
+        col = guide_count_column(t, prefix)
         outs.append(TieOut(t, col, _p("guide_events"), "count(*)", f"type = '{t}'"))
     outs.append(TieOut("poll responses", "count_poll_responses", _p("poll_events"), "count(*)"))
     return tuple(outs)

@@ -34,6 +34,7 @@ from pendo_assets.pendo.days import (
     hours_in_day,
     local_midnight_ms,
 )
+from pendo_assets.pendo.queries import MAX_DAYS_PER_REQUEST
 from pendo_assets.pendo.tables import (
     Batch,
     TypedTable,
@@ -70,7 +71,7 @@ class FetchOptions:
     zone: ZoneInfo
     zone_name: str
     drop_columns: frozenset[str] = frozenset()
-    days_per_request: int = 30  # the upper bound; windows are sized by WindowSizer
+    days_per_request: int = MAX_DAYS_PER_REQUEST  # the upper bound; WindowSizer sizes windows
     max_concurrency: int = 8
     entity_page_size: int = ENTITY_PAGE_SIZE
     entity_page_floor: int = ENTITY_PAGE_FLOOR

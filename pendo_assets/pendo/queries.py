@@ -14,6 +14,10 @@ from pendo_assets.catalog import Source
 ALL_APPS_EXPR = 'expandAppIds("*")'
 
 
+# Pendo's ETL guidance: at most 30 days per aggregation call.
+MAX_DAYS_PER_REQUEST = 30
+
+
 @dataclass(frozen=True)
 class Scope:
     """Which slice of the subscription a request covers (from settings)."""

@@ -1,0 +1,8 @@
+"""The Dagster run tags the project reads and writes: which partition (or range of partitions)
+a run covers. Dagster defines these names in a private module; they are part of its public
+behaviour (the UI and `dagster asset materialize --partition-range` set them), so they are
+spelled once here rather than imported from Dagster's internals."""
+
+PARTITION_TAG = "dagster/partition"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
