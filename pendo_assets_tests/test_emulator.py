@@ -3,6 +3,7 @@ grammar, time zones and DST, errors, every fault knob, streaming, admin endpoint
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import resource
@@ -33,19 +34,18 @@ SUMMER, WINTER = date(2026, 7, 14), date(2026, 1, 14)  # weekdays in EDT and in 
 SPRING_FORWARD, FALL_BACK = date(2026, 3, 8), date(2026, 11, 1)
 
 
-def make_sub(**overrides) -> Subscription:
-    base = dict(
-        first_day=date(2026, 1, 1),
-        last_day=date(2026, 11, 26),
-        n_visitors=200,
-        n_accounts=20,
-        drift=(
-            Drift("events", "customScore", date(2026, 7, 1), date(2026, 7, 1), "int"),
-            Drift("events", "customScore", date(2026, 7, 2), date(2026, 7, 2), "str"),
-        ),
-    )
-    base.update(overrides)
-    return Subscription(**base)
+# The test subscription; keyword arguments override its fields.
+make_sub = functools.partial(
+    Subscription,
+    first_day=date(2026, 1, 1),
+    last_day=date(2026, 11, 26),
+    n_visitors=200,
+    n_accounts=20,
+    drift=(
+        Drift("events", "customScore", date(2026, 7, 1), date(2026, 7, 1), "int"),
+        Drift("events", "customScore", date(2026, 7, 2), date(2026, 7, 2), "str"),
+    ),
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +55,8 @@ def sub() -> Subscription:
 
 @pytest.fixture(scope="module")
 def server(sub) -> Iterator[EmulatorServer]:
-    srv = EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp).start()
-    try:
+    with EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture()
