@@ -14,6 +14,7 @@ from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, NamedTuple
 
 from pendo_assets.emulator import vocabulary as V
+from pendo_assets.emulator.expressions import set_path
 from pendo_assets.emulator.ids import digest, mix64, pendo_id, rng_for, seed_of, short_token
 from pendo_assets.emulator.subscription import DAY_MS, HOUR_MS
 
@@ -479,21 +480,10 @@ def _with_edits(sub: Subscription, rows: Iterable[dict], edits: list) -> Iterato
             if e.delete:
                 row = None
                 break
-            row = _set_path(row, e.field, e.value)
-            row = _set_path(row, "metadata.auto.lastupdated", e.at_ms)
+            row = set_path(row, e.field, e.value)
+            row = set_path(row, "metadata.auto.lastupdated", e.at_ms)
         if row is not None:
             yield row
-
-
-def _set_path(row: dict, path: str, value) -> dict:
-    """A copy of ``row`` with the dotted ``path`` set; the (shared, cached) input is intact."""
-    head, _, rest = path.partition(".")
-    out = dict(row)
-    if rest:
-        out[head] = _set_path(row.get(head) or {}, rest, value)
-    else:
-        out[head] = value
-    return out
 
 
 def _with_drift(sub: Subscription, rows: Iterable[dict], drifts: list) -> Iterator[dict]:

@@ -63,7 +63,7 @@ class EmulatorServer:
         self.subscription = subscription
         self.integration_key = integration_key
         self.faults = faults if faults is not None else Faults()
-        # Pendo's now() (relative periods): the project clock, so PENDO_TODAY pins it too.
+        # Which days are still live (Faults.live_days): the project clock, so PENDO_TODAY pins it.
         self.clock = clock or (lambda: project_clock.now().timestamp())
         self.stats = Stats()
         self.counters = FaultCounters()
@@ -279,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.wrong_timezone:
             sub = sub.replace(timezone=faults.wrong_timezone)
         try:
-            query = parse_request(body, sub, now_ms=int(emu.clock() * 1000))
+            query = parse_request(body, sub)
         except AggregationError as exc:
             self._send(exc.status, f"{exc}\n".encode())
             return
