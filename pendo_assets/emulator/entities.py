@@ -14,6 +14,7 @@ from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, NamedTuple
 
 from pendo_assets.emulator import vocabulary as V
+from pendo_assets.emulator.expressions import set_path
 from pendo_assets.emulator.ids import digest, mix64, pendo_id, rng_for, seed_of, short_token
 from pendo_assets.emulator.subscription import DAY_MS, HOUR_MS
 
@@ -315,46 +316,52 @@ def _numbered(names: tuple[str, ...], i: int) -> str:
     return base if i < len(names) else f"{base} {i // len(names) + 1}"
 
 
+def _each(sub: Subscription, kind: str, app_id: int, n: int, row: Callable) -> tuple[dict, ...]:
+    """``row(i, rng)`` for the ``n`` items of one kind and app, each with its own ``Random``."""
+    return tuple(row(i, rng_for(sub.seed, kind, app_id, i)) for i in range(n))
+
+
+def _page_id(sub: Subscription, app_id: int, rng) -> str | None:
+    page_rows = pages(sub, app_id)
+    return rng.choice(page_rows)["id"] if page_rows else None
+
+
 @functools.lru_cache(maxsize=256)
 def pages(sub: Subscription, app_id: int) -> tuple[dict, ...]:
-    rows = []
-    for i in range(sub.n_pages):
-        rng = rng_for(sub.seed, "Page", app_id, i)
+    def page(i: int, rng) -> dict:
         row = _tag_common(sub, "Page", app_id, i, _numbered(V.PAGE_NAMES, i), rng)
         path = V.PAGE_PATHS[i % len(V.PAGE_PATHS)]
         rule = f"//*{path}" + (f"/section{i}" if i >= len(V.PAGE_PATHS) else "")
         row["rules"] = [{"rule": rule, "designerHint": f"https://app.example.com{path}"}]
-        rows.append(row)
-    return tuple(rows)
+        return row
+
+    return _each(sub, "Page", app_id, sub.n_pages, page)
 
 
 @functools.lru_cache(maxsize=256)
 def features(sub: Subscription, app_id: int) -> tuple[dict, ...]:
-    page_rows = pages(sub, app_id)
-    rows = []
-    for i in range(sub.n_features):
-        rng = rng_for(sub.seed, "Feature", app_id, i)
+    def feature(i: int, rng) -> dict:
         row = _tag_common(sub, "Feature", app_id, i, _numbered(V.FEATURE_NAMES, i), rng)
-        row["pageId"] = rng.choice(page_rows)["id"] if page_rows else None
+        row["pageId"] = _page_id(sub, app_id, rng)
         row["appWide"] = rng.random() < 0.1
         row["isCoreEvent"] = rng.random() < 0.2
         row["elementPathRules"] = [f"#feature-{i}", f"button[data-action='f{i}']"]
         row["eventPropertyConfigurations"] = [] if rng.random() < 0.7 else [{"name": "label"}]
-        rows.append(row)
-    return tuple(rows)
+        return row
+
+    return _each(sub, "Feature", app_id, sub.n_features, feature)
 
 
 @functools.lru_cache(maxsize=256)
 def track_types(sub: Subscription, app_id: int) -> tuple[dict, ...]:
-    rows = []
-    for i in range(sub.n_track_types):
-        rng = rng_for(sub.seed, "TrackType", app_id, i)
+    def track_type(i: int, rng) -> dict:
         name = _numbered(V.TRACK_TYPE_NAMES, i)
         row = _tag_common(sub, "TrackType", app_id, i, name, rng)
         row["trackTypeName"] = name
         row["trackTypeRules"] = [name]
-        rows.append(row)
-    return tuple(rows)
+        return row
+
+    return _each(sub, "TrackType", app_id, sub.n_track_types, track_type)
 
 
 def _poll(sub: Subscription, app_id: int, i: int, k: int, qtype: str, question: str) -> dict:
@@ -372,10 +379,7 @@ def _poll(sub: Subscription, app_id: int, i: int, k: int, qtype: str, question: 
 
 @functools.lru_cache(maxsize=256)
 def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
-    page_rows = pages(sub, app_id)
-    rows = []
-    for i in range(sub.n_guides):
-        rng = rng_for(sub.seed, "Guide", app_id, i)
+    def guide(i: int, rng) -> dict:
         gid = pendo_id(sub.seed, "Guide", app_id, i)
         created = sub.history_start_ms - rng.randrange(DAY_MS, 200 * DAY_MS)
         state = (
@@ -397,7 +401,7 @@ def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
                     "id": pendo_id(sub.seed, "GuideStep", app_id, i, s),
                     "guideId": gid,
                     "type": "lightbox" if s == 0 else "tooltip",
-                    "pageId": rng.choice(page_rows)["id"] if page_rows else None,
+                    "pageId": _page_id(sub, app_id, rng),
                     "rank": s * 1000,
                     "advanceMethod": "button",
                     "attributes": {"themeId": "default"},
@@ -409,27 +413,26 @@ def guides(sub: Subscription, app_id: int) -> tuple[dict, ...]:
             )
             if n_steps > 1:  # Pendo names the steps of multi-step walkthroughs only
                 steps[-1]["name"] = V.STEP_NAMES[s % len(V.STEP_NAMES)]
-        rows.append(
-            {
-                "id": gid,
-                "appId": app_id,
-                "name": _numbered(V.GUIDE_NAMES, i),
-                "state": state,
-                "launchMethod": rng.choice(("auto", "badge", "launcher", "api")),
-                "isMultiStep": n_steps > 1,
-                "createdAt": created,
-                "lastUpdatedAt": created + rng.randrange(DAY_MS, 50 * DAY_MS),
-                "publishedAt": created + DAY_MS if state != "draft" else None,
-                "resetAt": 0,
-                "createdByUser": _user(rng.randrange(3)),
-                "lastUpdatedByUser": _user(rng.randrange(3)),
-                "attributes": {"type": "building-block", "device": {"desktop": True}},
-                "audience": [{"source": {"visitors": None}}, {"identified": "visitorId"}],
-                "steps": steps,
-                "polls": polls,
-            }
-        )
-    return tuple(rows)
+        return {
+            "id": gid,
+            "appId": app_id,
+            "name": _numbered(V.GUIDE_NAMES, i),
+            "state": state,
+            "launchMethod": rng.choice(("auto", "badge", "launcher", "api")),
+            "isMultiStep": n_steps > 1,
+            "createdAt": created,
+            "lastUpdatedAt": created + rng.randrange(DAY_MS, 50 * DAY_MS),
+            "publishedAt": created + DAY_MS if state != "draft" else None,
+            "resetAt": 0,
+            "createdByUser": _user(rng.randrange(3)),
+            "lastUpdatedByUser": _user(rng.randrange(3)),
+            "attributes": {"type": "building-block", "device": {"desktop": True}},
+            "audience": [{"source": {"visitors": None}}, {"identified": "visitorId"}],
+            "steps": steps,
+            "polls": polls,
+        }
+
+    return _each(sub, "Guide", app_id, sub.n_guides, guide)
 
 
 def _per_app(per_app: Callable[[Subscription, int], tuple[dict, ...]]) -> Callable:
@@ -477,21 +480,10 @@ def _with_edits(sub: Subscription, rows: Iterable[dict], edits: list) -> Iterato
             if e.delete:
                 row = None
                 break
-            row = _set_path(row, e.field, e.value)
-            row = _set_path(row, "metadata.auto.lastupdated", e.at_ms)
+            row = set_path(row, e.field, e.value)
+            row = set_path(row, "metadata.auto.lastupdated", e.at_ms)
         if row is not None:
             yield row
-
-
-def _set_path(row: dict, path: str, value) -> dict:
-    """A copy of ``row`` with the dotted ``path`` set; the (shared, cached) input is intact."""
-    head, _, rest = path.partition(".")
-    out = dict(row)
-    if rest:
-        out[head] = _set_path(row.get(head) or {}, rest, value)
-    else:
-        out[head] = value
-    return out
 
 
 def _with_drift(sub: Subscription, rows: Iterable[dict], drifts: list) -> Iterator[dict]:

@@ -6,7 +6,6 @@ million-row answer never exists in memory as a whole. HTTP/1.1 keep-alive lets a
 
 Endpoints:
 - ``POST /api/v1/aggregation`` (header ``X-Pendo-Integration-Key``)
-- ``GET /api/v1/token/verify`` -> 200, or 403 with an empty body
 - ``GET|POST /_emulator/faults`` read / update ``Faults`` fields (JSON), no auth
 - ``GET /_emulator/stats``, ``POST /_emulator/stats/reset`` (also resets fault counters)
 """
@@ -64,7 +63,7 @@ class EmulatorServer:
         self.subscription = subscription
         self.integration_key = integration_key
         self.faults = faults if faults is not None else Faults()
-        # Pendo's now() (relative periods): the project clock, so PENDO_TODAY pins it too.
+        # Which days are still live (Faults.live_days): the project clock, so PENDO_TODAY pins it.
         self.clock = clock or (lambda: project_clock.now().timestamp())
         self.stats = Stats()
         self.counters = FaultCounters()
@@ -170,16 +169,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     # --- plumbing ---------------------------------------------------------------------
     def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
-            while True:
-                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(parts)
-                parts.append(self.rfile.read(size))
-                self.rfile.readline()
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length > 0 else b""
 
@@ -216,16 +205,7 @@ class _Handler(BaseHTTPRequestHandler):
     # --- routes -------------------------------------------------------------------------
     def do_GET(self) -> None:  # noqa: N802
         path = self._path()
-        if path == "/api/v1/token/verify":
-            self.emu.stats.begin(aggregation=False)
-            try:
-                if self._authorized():
-                    self._send_json(200, {"valid": True})
-                else:
-                    self._send(403)
-            finally:
-                self.emu.stats.end()
-        elif path == "/_emulator/stats":
+        if path == "/_emulator/stats":
             self._send_json(200, self.emu.stats.snapshot())
         elif path == "/_emulator/faults":
             self._send_json(200, self.emu.faults.to_dict())
@@ -259,7 +239,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _aggregation(self, body: bytes) -> None:
         emu = self.emu
         started = time.monotonic()
-        emu.stats.begin(aggregation=True)
+        emu.stats.begin()
         try:
             self._aggregation_inner(body)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
@@ -299,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
         if faults.wrong_timezone:
             sub = sub.replace(timezone=faults.wrong_timezone)
         try:
-            query = parse_request(body, sub, now_ms=int(emu.clock() * 1000))
+            query = parse_request(body, sub)
         except AggregationError as exc:
             self._send(exc.status, f"{exc}\n".encode())
             return

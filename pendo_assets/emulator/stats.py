@@ -15,7 +15,7 @@ class Stats:
 
     def reset(self) -> None:
         with self._lock:
-            self.requests = 0  # API requests (aggregation + token verify), any outcome
+            self.requests = 0  # API requests, any outcome (all are aggregation requests)
             self.aggregation_requests = 0
             self.by_source: Counter[str] = Counter()
             self.by_status: Counter[int] = Counter()
@@ -29,10 +29,10 @@ class Stats:
             # answer), summed: Pendo's time as the client saw it.
             self.busy_s = 0.0
 
-    def begin(self, aggregation: bool) -> None:
+    def begin(self) -> None:
         with self._lock:
             self.requests += 1
-            self.aggregation_requests += aggregation
+            self.aggregation_requests += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
 

@@ -18,7 +18,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pendo_assets import clock
-from pendo_assets.catalog import SOURCES_BY_NAME
 
 DEFAULT_APP_ID = -323232
 DAY_MS = 86_400_000
@@ -166,9 +165,6 @@ class Subscription:
         from pendo_assets.emulator import events
 
         return events.day_rows(self, source_name, app_id, local_day)
-
-    def is_event_source(self, source_name: str) -> bool:
-        return SOURCES_BY_NAME[source_name].kind == "event"
 
 
 @functools.lru_cache(maxsize=4096)
