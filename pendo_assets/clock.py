@@ -1,8 +1,8 @@
 """The project's clock: what "today" and "now" are, with one override for reproducible runs.
 
 ``PENDO_TODAY=YYYY-MM-DD`` pins today's date for every process that reads it: settings (the
-demo history and the start-date check), `make dev`, the emulator (its history and the ``now()``
-of Pendo's time expressions), the daily partitions (the last one is the day before), and the
+demo history and the start-date check), `make dev`, the emulator (its history and which of
+its days are still live), the daily partitions (the last one is the day before), and the
 freshness checks. The instant it pins is noon of that day in the zone asked for, so a pinned
 run never depends on the hour it was started. Unset, both follow the machine's clock.
 

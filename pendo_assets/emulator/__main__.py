@@ -19,6 +19,7 @@ from pendo_assets import clock
 from pendo_assets.emulator.faults import Faults
 from pendo_assets.emulator.server import EmulatorServer
 from pendo_assets.emulator.subscription import Subscription
+from pendo_assets.settings import DEMO_KEY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timezone", default="America/New_York")
     parser.add_argument("--days", type=int, default=150, help="days of history up to today")
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--key", default="demo-key", help="integration key to accept")
+    parser.add_argument("--key", default=DEMO_KEY, help="integration key to accept")
     parser.add_argument("--latency-base-ms", type=float, default=0.0)
     parser.add_argument("--latency-per-day-ms", type=float, default=0.0)
     args = parser.parse_args(argv)

@@ -32,6 +32,7 @@ from pendo_assets.emulator.aggregation import (
 from pendo_assets.emulator.faults import FaultCounters, Faults
 from pendo_assets.emulator.stats import Stats
 from pendo_assets.emulator.subscription import Subscription
+from pendo_assets.settings import DEMO_KEY
 
 BATCH_ROWS = 1000
 MEMORY_LIMIT_MESSAGE = "Query exceeded memory limit"
@@ -54,7 +55,7 @@ class EmulatorServer:
     def __init__(
         self,
         subscription: Subscription,
-        integration_key: str = "demo-key",
+        integration_key: str = DEMO_KEY,
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
