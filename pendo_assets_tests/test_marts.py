@@ -3,9 +3,10 @@ first-time/returning split and its incremental first-seen table on a hand-made f
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import dagster as dg
+import duckdb
 import pytest
 
 from pendo_assets.catalog import ENTITIES, EVENTS
@@ -218,12 +219,17 @@ def _insert(wh: Warehouse, rows: list[tuple]) -> None:
         )
 
 
-def _materialize(wh: Warehouse, days: list[date]) -> dict[date, int]:
-    """What the daily mart asset does: fold first-seen (+ fix other days), then write days."""
-    with wh.transaction() as con:
-        redo = fold_and_recompute(con, FEATURE_MART, days)
-    wh.replace_days_from_query("analytics", FEATURE_MART.name, days, FEATURE_MART.sql)
-    return redo
+def _materialize(wh: Warehouse, days: list[date], sql: str | None = None) -> dict[date, int]:
+    """What the daily mart's write does: fold first-seen (+ fix other days), then write the
+    run's days, in one transaction."""
+    result = wh.replace_days_from_query(
+        "analytics",
+        FEATURE_MART.name,
+        days,
+        sql or FEATURE_MART.sql,
+        lambda con: fold_and_recompute(con, FEATURE_MART, days),
+    )
+    return result.other_days
 
 
 def _split(wh: Warehouse) -> dict[tuple[date, str], tuple[int, int, int, int]]:
@@ -296,3 +302,59 @@ def test_a_day_loaded_without_its_mart_run_is_still_folded(tmp_path):
     # Only day 2's mart runs; day 1 is loaded, so v1 is returning on day 2.
     _materialize(wh, [D2])
     assert _split(wh)[(D2, "f1")] == (1, 1, 0, 1)
+
+
+def test_folding_in_any_order_with_reloads_that_lose_rows_matches_a_full_recount(tmp_path):
+    # The first-seen table after every fold must equal min(day) per pair over what is loaded,
+    # whatever order days arrive in and when a re-loaded day loses pairs (the `rest` step).
+    import random
+
+    from pendo_assets.marts.first_seen import fold
+
+    rng = random.Random(7)
+    wh = _fixture_warehouse(tmp_path)
+    days = [D1 + timedelta(days=i) for i in range(8)]
+    rows = {
+        d: [(d, f"v{rng.randrange(6)}", "a", f"f{rng.randrange(4)}", 1) for _ in range(12)]
+        for d in days
+    }
+    fs = FEATURE_MART.first_seen
+    truth = (
+        "SELECT visitor_id, feature_id, min(day) FROM analytics.feature_events GROUP BY ALL "
+        "ORDER BY ALL"
+    )
+    stored = f"SELECT * FROM analytics.{fs.table} ORDER BY ALL"
+    order = days[:]
+    rng.shuffle(order)
+    for d in order:
+        _insert(wh, rows[d])
+        with wh.transaction() as con:
+            fold(con, fs, [d])
+        assert wh.query(stored) == wh.query(truth)
+    for d in (days[1], days[4]):  # re-loaded with half its rows: some pairs move later
+        with wh.transaction() as con:
+            con.execute("DELETE FROM analytics.feature_events WHERE day = ?", [d])
+        _insert(wh, rows[d][:6])
+        with wh.transaction() as con:
+            moved = fold(con, fs, [d])
+        assert wh.query(stored) == wh.query(truth)
+        assert all(day != d for day in moved)
+    assert any(
+        n
+        for n in wh.query(
+            f"SELECT count(*) FROM analytics.{fs.table} WHERE first_day > '{days[1]}'"
+        )[0]
+    )
+
+
+def test_a_failing_mart_write_leaves_first_seen_and_the_mart_as_they_were(tmp_path):
+    wh = _fixture_warehouse(tmp_path)
+    _insert(wh, [(D2, "v1", "a1", "f1", 2), (D3, "v1", "a1", "f1", 1)])
+    _materialize(wh, [D2, D3])
+    before = (_split(wh), wh.query("SELECT * FROM analytics.feature_first_seen ORDER BY ALL"))
+    _insert(wh, [(D1, "v1", "a1", "f1", 1)])  # an earlier day: folding it moves v1/f1 to D1
+    with pytest.raises(duckdb.Error):
+        _materialize(wh, [D1], sql="SELECT * FROM no_such_table WHERE day BETWEEN $1 AND $2")
+    after = (_split(wh), wh.query("SELECT * FROM analytics.feature_first_seen ORDER BY ALL"))
+    assert after == before  # neither the fold nor the recomputed D2 survived the failure
+    assert _materialize(wh, [D1]) == {D2: 1}  # and the next run does it all

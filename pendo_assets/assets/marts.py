@@ -3,6 +3,8 @@ rollups over the whole loaded history. The SQL lives in ``pendo_assets/marts/`` 
 inside DuckDB; the IO manager replaces the run's days (or the table) atomically.
 """
 
+from datetime import date
+
 import dagster as dg
 
 from pendo_assets.assets.shared import (
@@ -71,29 +73,27 @@ def build_daily_mart(
     def _daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> DaysQuery:
         days = partition_dates(context.partition_keys)
         _require(warehouse, mart)
-        if mart.first_seen is not None:
-            with warehouse.warehouse.transaction() as con:
-                redo = fold_and_recompute(con, mart, days)
-            for d, moved in redo.items():
-                # These days' rows were rewritten above; record them as materialized too.
-                context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=context.asset_key,
-                        partition=d.isoformat(),
-                        description="Recomputed: an earlier day loaded since changed which "
-                        "visitors are first-time on this day.",
-                        metadata={"first_seen_pairs_moved": dg.MetadataValue.int(moved)},
-                    )
-                )
-            context.add_output_metadata(
-                {"recomputed_other_days": dg.MetadataValue.json([d.isoformat() for d in redo])}
-            )
+        if mart.first_seen is None:
+            return DaysQuery(days, mart.sql)
+
+        def fold(con) -> dict[date, dict]:
+            # In the IO manager's write transaction: the first-seen table, the other days it
+            # changes and this run's days are written together or not at all.
+            redo = fold_and_recompute(con, mart, days)
             if redo:
                 context.log.info(
                     f"first-seen changed on {len(redo)} other day(s); recomputed "
                     + ", ".join(d.isoformat() for d in redo)
                 )
-        return DaysQuery(days, mart.sql)
+            return {d: {"first_seen_pairs_moved": dg.MetadataValue.int(n)} for d, n in redo.items()}
+
+        return DaysQuery(
+            days,
+            mart.sql,
+            prepare=fold,
+            other_days_description="Recomputed: an earlier day loaded since changed which "
+            "visitors are first-time on this day.",
+        )
 
     return _daily
 

@@ -5,15 +5,11 @@ through one client (one bound on requests in flight); asset keys, tables and che
 source as before.
 """
 
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from pathlib import Path
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -30,22 +26,11 @@ from pendo_assets.resources import PendoResource
 from pendo_assets.settings import WEEKDAYS, Settings
 from pendo_assets.warehouse.io_manager import StagedDays, StagedTable, WarehouseResource
 from pendo_assets.warehouse.reconciled import remembered
+from pendo_assets.warehouse.staging import staging_dir
 from pendo_assets.warehouse.store import stage
 
 ENTITY_GROUP = "pendo_entities"
 RAW_EVENT_GROUP = "pendo_raw_events"
-
-
-@contextmanager
-def staging_dir(source: Source) -> Iterator[Path]:
-    """A temporary folder for a run's Parquet batches. The IO manager removes it after the
-    write; if fetching fails, it is removed here."""
-    path = Path(tempfile.mkdtemp(prefix=f"pendo-{source.table}-"))
-    try:
-        yield path
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
-        raise
 
 
 def _client_metadata(pendo: PendoResource, source: Source, before: dict, started: float) -> dict:
@@ -256,7 +241,7 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 + (f", rows updated since epoch ms {plan.since_ms}" if plan.since_ms else "")
             )
             files = []
-            with staging_dir(source) as staging:
+            with staging_dir(source.table) as staging:
                 batches = fetch_entity(pendo.client, source, opts, since_ms=plan.since_ms)
                 for i, batch in enumerate(batches):
                     files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
@@ -314,7 +299,7 @@ def build_event_assets(
 
             files = []
             fetched: dict[date, tuple] = {}
-            with staging_dir(source) as staging:
+            with staging_dir(source.table) as staging:
                 for day, table in fetch_days(pendo.client, source, days, opts, progress):
                     files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
                     fetched[day] = day_totals(source, table.table)

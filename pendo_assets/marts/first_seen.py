@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from functools import cache
+from pathlib import Path
 
 from pendo_assets.catalog import ANALYTICS_SCHEMA
 from pendo_assets.marts.models import FirstSeen, Mart
@@ -23,6 +25,31 @@ from pendo_assets.pendo.days import windows
 from pendo_assets.warehouse.store import Warehouse
 
 FOLDED_DAYS = f"{ANALYTICS_SCHEMA}.first_seen_days"
+FOLD_SQL = Path(__file__).with_name("first_seen_fold.sql")
+# Days whose pairs moved in the fold: the old and the new first day of each changed pair.
+_MOVED = """SELECT d, count(*) FROM (
+               SELECT old_day AS d FROM _changes WHERE old_day IS NOT NULL
+               UNION ALL
+               SELECT new_day AS d FROM _changes WHERE new_day IS NOT NULL
+           ) GROUP BY d"""
+
+
+@cache
+def _fold_sql() -> dict[str, str]:
+    """The named steps of ``first_seen_fold.sql``, in order."""
+    steps: dict[str, str] = {}
+    name = None
+    for line in FOLD_SQL.read_text().splitlines():
+        if line.startswith("-- step: "):
+            name = line.removeprefix("-- step: ").strip()
+            steps[name] = ""
+        elif name is not None and not line.startswith("--"):
+            steps[name] += line + "\n"
+    return {n: sql.strip().rstrip(";") for n, sql in steps.items()}
+
+
+def _fold_steps(**names: str) -> dict[str, str]:
+    return {n: sql.format(**names) for n, sql in _fold_sql().items()}
 
 
 def _ensure(con, fs: FirstSeen) -> str:
@@ -74,98 +101,19 @@ def fold(con, fs: FirstSeen, run_days: Sequence[date]) -> dict[date, int]:
     todo = days_to_fold(con, fs, run_days)
     if not todo:
         return {}
-    idc = fs.id_column
-    con.execute("CREATE OR REPLACE TEMP TABLE _todo (day DATE)")
-    con.executemany("INSERT INTO _todo VALUES (?)", [[d] for d in todo])
-    # Earliest day of each pair within the days being folded.
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _fold AS
-            SELECT visitor_id, {idc}, min(day) AS first_day
-            FROM {fs.events_table}
-            WHERE day IN (SELECT day FROM _todo)
-            GROUP BY visitor_id, {idc}"""
+    steps = _fold_steps(
+        first_seen=table, events=fs.events_table, id=fs.id_column, folded_days=FOLDED_DAYS
     )
-    # Stored pairs the fold can change: those seen again, and those first seen on a day
-    # being folded (that day may have lost the pair).
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _old AS
-            SELECT s.* FROM {table} s WHERE s.first_day IN (SELECT day FROM _todo)
-            UNION
-            SELECT s.* FROM {table} s
-            SEMI JOIN _fold f ON f.visitor_id = s.visitor_id AND f.{idc} = s.{idc}"""
-    )
-    # A pair whose stored first day is being folded but is no longer on it (a re-loaded day
-    # lost rows) needs its first day among the other days: rare, so looked up only then.
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _lost AS
-            SELECT o.visitor_id, o.{idc} FROM _old o
-            LEFT JOIN _fold f ON f.visitor_id = o.visitor_id
-                             AND f.{idc} = o.{idc}
-            WHERE o.first_day IN (SELECT day FROM _todo)
-              AND (f.first_day IS NULL OR f.first_day > o.first_day)"""
-    )
-    lost = con.execute("SELECT count(*) FROM _lost").fetchone()[0]
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _rest AS
-            SELECT e.visitor_id, e.{idc}, min(e.day) AS first_day
-            FROM {fs.events_table} e
-            SEMI JOIN _lost l ON l.visitor_id = e.visitor_id AND l.{idc} = e.{idc}
-            WHERE e.day NOT IN (SELECT day FROM _todo)
-            GROUP BY e.visitor_id, e.{idc}"""
-        if lost
-        else "CREATE OR REPLACE TEMP TABLE _rest AS "
-        f"SELECT visitor_id, {idc}, NULL::DATE AS first_day FROM _lost"
-    )
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _changes AS
-            WITH j AS (
-                SELECT coalesce(f.visitor_id, o.visitor_id) AS visitor_id,
-                       coalesce(f.{idc}, o.{idc}) AS {idc},
-                       o.first_day AS old_day,
-                       f.first_day AS fold_day
-                FROM _fold f
-                FULL JOIN _old o ON o.visitor_id = f.visitor_id
-                                AND o.{idc} = f.{idc}
-            )
-            SELECT j.visitor_id, j.{idc}, j.old_day,
-                   CASE
-                       WHEN j.old_day IS NULL THEN j.fold_day
-                       WHEN j.old_day NOT IN (SELECT day FROM _todo)
-                           THEN least(j.fold_day, j.old_day)
-                       WHEN j.fold_day <= j.old_day THEN j.fold_day
-                       ELSE least(j.fold_day, r.first_day)
-                   END AS new_day
-            FROM j
-            LEFT JOIN _rest r ON r.visitor_id = j.visitor_id
-                             AND r.{idc} = j.{idc}"""
-    )
-    con.execute("DELETE FROM _changes WHERE old_day IS NOT DISTINCT FROM new_day")
-    con.execute(
-        f"""DELETE FROM {table} s USING _changes c
-            WHERE c.visitor_id = s.visitor_id
-              AND c.{idc} = s.{idc}"""
-    )
-    con.execute(
-        f"INSERT INTO {table} SELECT visitor_id, {idc}, new_day FROM _changes "
-        "WHERE new_day IS NOT NULL"
-    )
-    con.execute(
-        f"DELETE FROM {FOLDED_DAYS} WHERE subject = ? AND day IN (SELECT day FROM _todo)",
-        [fs.subject],
-    )
-    con.execute(
-        f"""INSERT INTO {FOLDED_DAYS}
-            SELECT ?, day, count(*), coalesce(sum(num_events), 0)::HUGEINT
-            FROM {fs.events_table} WHERE day IN (SELECT day FROM _todo) GROUP BY day""",
-        [fs.subject],
-    )
-    moved = con.execute(
-        """SELECT d, count(*) FROM (
-               SELECT old_day AS d FROM _changes WHERE old_day IS NOT NULL
-               UNION ALL
-               SELECT new_day AS d FROM _changes WHERE new_day IS NOT NULL
-           ) GROUP BY d"""
-    ).fetchall()
+    params = {"subject": fs.subject, "days": todo}
+    lost: bool | None = None
+    for name, sql in steps.items():
+        if name in ("rest", "no_rest"):
+            if lost is None:
+                lost = con.execute("SELECT count(*) FROM _lost").fetchone()[0] > 0
+            if (name == "rest") != lost:
+                continue
+        con.execute(sql, {k: v for k, v in params.items() if f"${k}" in sql})
+    moved = con.execute(_MOVED).fetchall()
     for t in ("_todo", "_fold", "_old", "_lost", "_rest", "_changes"):
         con.execute(f"DROP TABLE IF EXISTS {t}")
     run = set(run_days)

@@ -7,16 +7,16 @@ partition in range runs), the column schema and a preview as materialization met
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
 from pendo_assets.pendo.days import partition_dates
+from pendo_assets.warehouse.staging import discard
 from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult
 
 if TYPE_CHECKING:
@@ -55,6 +55,11 @@ class DaysQuery:
 
     days: list[date]
     sql: str
+    # Upkeep the query reads, run first in the write's transaction (a mart's first-seen
+    # table); the other days it rewrites are reported as materializations of the asset too,
+    # described by ``other_days_description``.
+    prepare: Callable[[Any], dict[date, dict]] | None = None
+    other_days_description: str = ""
 
 
 @dataclass
@@ -111,7 +116,10 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
             elif isinstance(obj, StagedDays):
                 result = wh.replace_days(schema, table, days or obj.days, obj.files, obj.base_types)
             elif isinstance(obj, DaysQuery):
-                result = wh.replace_days_from_query(schema, table, days or obj.days, obj.sql)
+                result = wh.replace_days_from_query(
+                    schema, table, days or obj.days, obj.sql, obj.prepare
+                )
+                self._report_other_days(context, obj, result)
             elif isinstance(obj, TableQuery):
                 result = wh.replace_table_from_query(schema, table, obj.sql)
             else:
@@ -120,10 +128,28 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
                     "expected StagedTable, StagedDays, DaysQuery or TableQuery"
                 )
         finally:
-            staging = getattr(obj, "staging_dir", None)
-            if staging is not None:
-                shutil.rmtree(staging, ignore_errors=True)
+            discard(getattr(obj, "staging_dir", None))
         self._report(context, schema, table, days, result)
+
+    @staticmethod
+    def _report_other_days(context: dg.OutputContext, obj: DaysQuery, result: WriteResult) -> None:
+        for d, metadata in result.other_days.items():
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=context.asset_key,
+                    partition=d.isoformat(),
+                    description=obj.other_days_description,
+                    metadata=metadata,
+                )
+            )
+        if obj.prepare is not None:
+            context.add_output_metadata(
+                {
+                    "recomputed_other_days": dg.MetadataValue.json(
+                        [d.isoformat() for d in result.other_days]
+                    )
+                }
+            )
 
     def _report(
         self,

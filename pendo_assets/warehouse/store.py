@@ -10,7 +10,7 @@ Slow work (fetching from Pendo) happens before, on staged Parquet files.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -67,6 +67,8 @@ class WriteResult:
     table_rows: int = 0
     columns: list[tuple[str, str]] = field(default_factory=list)
     preview: str = ""  # the first rows written, as a markdown table
+    # Other days a query write's ``prepare`` step rewrote, with what it reports about each.
+    other_days: dict[date, dict] = field(default_factory=dict)
 
 
 class Warehouse:
@@ -232,16 +234,24 @@ class Warehouse:
         return result
 
     def replace_days_from_query(
-        self, schema: str, table: str, days: Sequence[date], sql: str
+        self,
+        schema: str,
+        table: str,
+        days: Sequence[date],
+        sql: str,
+        prepare: Callable[[duckdb.DuckDBPyConnection], dict[date, dict]] | None = None,
     ) -> WriteResult:
         """Atomically replace ``days`` with the rows of a query run inside DuckDB.
 
         ``sql`` takes the first and last day as ``$1`` and ``$2`` and returns a ``day``
         column; only rows of ``days`` are kept, so a set of days with gaps is safe too.
+        ``prepare`` runs first in the same transaction (upkeep the query reads, which may
+        rewrite other days of the table); the days it returns are ``other_days`` of the result.
         """
         fq = f"{quote(schema)}.{quote(table)}"
         days = sorted(set(days))
         with self.transaction() as con:
+            other_days = prepare(con) if prepare is not None else {}
             described = con.execute(f"DESCRIBE ({sql})", [days[0], days[-1]]).fetchall()
             types = {row[0]: row[1] for row in described}
             target = self.evolve(con, schema, table, types)
@@ -254,6 +264,7 @@ class Warehouse:
             )
             result = self._result(con, schema, table, days)
         result.rows_written = sum(result.rows_by_day.values())
+        result.other_days = other_days
         return result
 
     def replace_table_from_query(self, schema: str, table: str, sql: str) -> WriteResult:
