@@ -207,7 +207,7 @@ def make_payloads(out: str, days: int, scale: float, sources: list[str]) -> dict
 def project_visitors(url: str, duckdb: str, day: str) -> dict:
     """Entities through the project's paged fetch, one event day, then that enriched day."""
     from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES_BY_NAME
-    from pendo_assets.enriched import enriched_query
+    from pendo_assets.enriched_sql import enriched_query
     from pendo_assets.pendo.client import PendoClient
     from pendo_assets.pendo.fetch import fetch_days, fetch_entity
     from pendo_assets.pendo.tables import declared_types
@@ -367,7 +367,7 @@ def main() -> None:
     import pyarrow.json  # noqa: F401
     import requests  # noqa: F401
 
-    import pendo_assets.enriched  # noqa: F401
+    import pendo_assets.enriched_sql  # noqa: F401
     import pendo_assets.pendo.fetch  # noqa: F401
     import pendo_assets.warehouse.store  # noqa: F401
 

@@ -44,13 +44,13 @@ EPOCH_MS_LEAVES = frozenset(
 
 @dataclass(frozen=True)
 class Lookup:
-    """Names joined onto an event row: ``id_column`` of the row -> ``entity``'s ``id``.
+    """Names joined onto an event row: the row's DuckDB ``column`` -> ``entity``'s ``id``.
 
-    ``names`` maps an output column to a column of the entity table. ``id_column`` may name a
+    ``names`` maps an output column to a column of the entity table. ``column`` may name a
     column added by an earlier lookup of the same source (features -> their page).
     """
 
-    id_column: str
+    column: str
     entity: str
     names: dict[str, str]
 
@@ -66,7 +66,7 @@ class Nested:
 
     table: str  # pendo.<table>
     field: str  # the parent's JSON array column
-    id_column: str  # output column holding the element's own id
+    key_column: str  # output column holding the element's own id
     parent_key: str  # output column holding the parent's id
     description: str
     columns: dict[str, str]
@@ -81,7 +81,7 @@ class Source:
     description: str  # what one row is
     columns: dict[str, str]  # Pendo field path -> DuckDB type, for fields always present
     id_column: str  # Pendo field of the row's own id (entities) or its subject (events)
-    raw: bool = False  # raw events: one row per event, timed by browserTime
+    per_event: bool = False  # one row per event (guide/poll events), timed by browserTime
     app_scoped: bool = True  # takes appId; accounts and visitors are subscription-wide
     grain: tuple[str, ...] = ()  # Pendo fields that together identify an event row
     # Pendo fields it always sends, never null. Never `appId`: Pendo leaves out fields the
@@ -294,7 +294,7 @@ SOURCES: tuple[Source, ...] = (
             Nested(
                 table="guide_steps",
                 field="steps",
-                id_column="step_id",
+                key_column="step_id",
                 parent_key="guide_id",
                 description="One row per step of every guide: its rank and 1-based "
                 "`step_number` in the guide, type, page and name (where Pendo has one).",
@@ -323,7 +323,7 @@ SOURCES: tuple[Source, ...] = (
             Nested(
                 table="polls",
                 field="polls",
-                id_column="poll_id",
+                key_column="poll_id",
                 parent_key="guide_id",
                 description="One row per poll of every guide: question text, question type "
                 "(`NPSRating`, `FreeForm`, `PickList`, ...) and its choices (JSON).",
@@ -439,7 +439,7 @@ SOURCES: tuple[Source, ...] = (
         name="guideEvents",
         table="guide_events",
         kind="event",
-        raw=True,
+        per_event=True,
         description=f"One row per guide interaction ({', '.join(GUIDE_EVENT_TYPES)}, ...), "
         "timed by the browser (`browser_time`).",
         columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
@@ -453,7 +453,7 @@ SOURCES: tuple[Source, ...] = (
         name="pollEvents",
         table="poll_events",
         kind="event",
-        raw=True,
+        per_event=True,
         description="One row per poll answer (NPS score or free text in `poll_response`), "
         "timed by the browser (`browser_time`).",
         columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},

@@ -7,7 +7,7 @@ a test keeps the two in step, so adding a source updates the docs too.
 from __future__ import annotations
 
 from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES
-from pendo_assets.enriched import lookup_columns
+from pendo_assets.enriched_sql import lookup_columns
 from pendo_assets.pendo.tables import column_names
 
 

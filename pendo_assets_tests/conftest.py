@@ -112,7 +112,11 @@ def day_truth(sub: Subscription, source, days) -> dict[date, tuple[int, int, int
 
 def loaded(path: str, source, days) -> dict[date, tuple[int, int, int]]:
     """The warehouse's twin of ``day_truth``: (rows, sum num_events, sum num_minutes) per day."""
-    sums = "coalesce(sum(num_events),0), coalesce(sum(num_minutes),0)" if not source.raw else "0,0"
+    sums = (
+        "coalesce(sum(num_events),0), coalesce(sum(num_minutes),0)"
+        if not source.per_event
+        else "0,0"
+    )
     got = {
         d: (n, e, m)
         for d, n, e, m in query(

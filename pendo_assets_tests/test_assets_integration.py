@@ -77,7 +77,11 @@ def test_visitor_metadata_lands_in_columns(loaded, subscription):
 def test_event_tables_match_the_emulator_per_day(loaded, subscription, source):
     project, _ = loaded
     expected = expected_by_day(subscription, source)
-    sums = "coalesce(sum(num_events),0), coalesce(sum(num_minutes),0)" if not source.raw else "0, 0"
+    sums = (
+        "coalesce(sum(num_events),0), coalesce(sum(num_minutes),0)"
+        if not source.per_event
+        else "0, 0"
+    )
     got = {
         d: (n, e, m)
         for d, n, e, m in project.query(

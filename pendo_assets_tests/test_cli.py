@@ -43,7 +43,9 @@ def test_readme_commands(emulator, tmp_path):
             ).fetchall()
             assert raw_days == enriched_days, s.table
             assert {str(d) for d, _ in raw_days} <= {f"2026-10-0{i}" for i in range(1, 8)}
-            if not s.raw:  # aggregated sources have activity every day; poll answers are sparse
+            if (
+                not s.per_event
+            ):  # aggregated sources have activity every day; poll answers are sparse
                 assert len(raw_days) == 7, s.table
         assert con.execute("SELECT count(*) FROM pendo.visitors").fetchone()[0] > 0
     finally:

@@ -157,7 +157,7 @@ def test_every_catalog_source_answers_with_its_declared_fields(server, sub, sour
     assert rows, source.name
     optional = {"metadata.agent.email"}  # missing on some visitors, as in real data
     # The loader derives `day` of raw events from browserTime: Pendo sends no `day` there.
-    declared = [c for c in source.columns if not (source.raw and c == "day")]
+    declared = [c for c in source.columns if not (source.per_event and c == "day")]
     for column in declared:
         present = sum(has_path(r, column) for r in rows)
         if column in optional:
@@ -327,7 +327,7 @@ def test_hour_rows_partition_the_day_rows(server, sub):
     for source in ("pageEvents", "guideEvents"):
         hourly = results(server, body(source, None, days(start, 24, "hourRange")))
         daily = sub.event_rows(source, DEFAULT_APP, SUMMER)
-        if SOURCES_BY_NAME[source].raw:
+        if SOURCES_BY_NAME[source].per_event:
             assert sorted(map(json.dumps, hourly)) == sorted(map(json.dumps, daily))
             assert all(start <= r["browserTime"] < start + 86_400_000 for r in hourly)
         else:

@@ -5,7 +5,7 @@ from datetime import date
 import duckdb
 
 from pendo_assets.catalog import SOURCES_BY_NAME
-from pendo_assets.enriched import enriched_query
+from pendo_assets.enriched_sql import enriched_query
 
 D = date(2026, 10, 1)
 

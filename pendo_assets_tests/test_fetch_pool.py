@@ -10,7 +10,7 @@ from pendo_assets_tests.conftest import TEST_KEY, TIMEZONE, day_truth, loaded
 
 FIRST = date(2026, 10, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(3)]
-AGGREGATED = [s for s in EVENTS if not s.raw]
+AGGREGATED = [s for s in EVENTS if not s.per_event]
 
 
 def _materializations(result) -> dict[str, dict]:

@@ -11,7 +11,7 @@ import pytest
 
 from pendo_assets.assets.raw import nested_statements
 from pendo_assets.catalog import SOURCES_BY_NAME, SOURCES_BY_TABLE
-from pendo_assets.enriched import enriched_query
+from pendo_assets.enriched_sql import enriched_query
 from pendo_assets.marts.models import MARTS_BY_NAME
 
 D1, D2 = date(2026, 10, 1), date(2026, 10, 2)

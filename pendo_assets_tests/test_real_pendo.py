@@ -56,7 +56,7 @@ def truth(sub, source, days, *, exclude=True, apps=None) -> dict[date, tuple[int
 
 
 def warehouse(project, source, days) -> dict[date, tuple[int, int]]:
-    sums = "coalesce(sum(num_events), 0)" if not source.raw else "0"
+    sums = "coalesce(sum(num_events), 0)" if not source.per_event else "0"
     got = dict(
         (d, (n, s))
         for d, n, s in project.query(

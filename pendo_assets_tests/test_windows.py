@@ -48,7 +48,7 @@ def _requests(server) -> int:
 def test_every_window_size_lands_the_same_rows_per_day(fresh_emulator, subscription, source_name):
     source = SOURCES_BY_NAME[source_name]
     want = day_truth(subscription, source, DAYS)
-    if source.raw:
+    if source.per_event:
         want = {d: (n, 0, 0) for d, (n, _, _) in want.items()}
     client = PendoClient(fresh_emulator.url, TEST_KEY, max_retries=0)
     seen = {}
@@ -63,13 +63,13 @@ def test_every_window_size_lands_the_same_rows_per_day(fresh_emulator, subscript
             before = _requests(fresh_emulator)
             got = _per_day(fetch_days(client, source, DAYS, opts))
             seen[name] = _requests(fresh_emulator) - before
-            if source.raw:
+            if source.per_event:
                 got = {d: (n, 0, 0) for d, (n, _, _) in got.items()}
             assert got == want, name
     finally:
         client.close()
     assert seen["one day per request"] == 60
-    if source.raw:  # one day per request always: the day Pendo filed an event under is known
+    if source.per_event:  # one day per request always: the day Pendo filed an event under is known
         assert seen["adaptive, up to 30"] == seen["adaptive, small row budget"] == 60
     else:  # a probe day, then windows of up to 30 days: 1 + ceil(59 / 30)
         assert seen["adaptive, up to 30"] == 3

@@ -20,7 +20,7 @@ from pendo_assets.catalog import (
     SOURCES_BY_TABLE,
     Source,
 )
-from pendo_assets.enriched import enriched_query, lookup_columns, lookup_tables
+from pendo_assets.enriched_sql import enriched_query, lookup_columns, lookup_tables
 from pendo_assets.settings import Settings
 from pendo_assets.warehouse.io_manager import DaysQuery, WarehouseResource
 

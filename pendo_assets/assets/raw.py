@@ -18,7 +18,7 @@ from pendo_assets import clock
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.assets.shared import IO_MANAGER_KEY, KINDS, asset_key, demo_note, partition_dates
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, Source
-from pendo_assets.enriched import nested_query
+from pendo_assets.enriched_sql import nested_query
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
 from pendo_assets.pendo.tables import column_name, declared_types
@@ -152,9 +152,9 @@ def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOu
 
 
 def day_totals(source: Source, table) -> tuple:
-    """(rows, sum numEvents) of one day as loaded; numEvents is None for raw events."""
-    if source.raw or "num_events" not in table.column_names:
-        return (table.num_rows, None if source.raw else 0)
+    """(rows, sum numEvents) of one day as loaded; numEvents is None for per-event sources."""
+    if source.per_event or "num_events" not in table.column_names:
+        return (table.num_rows, None if source.per_event else 0)
     total = pc.sum(table.column("num_events")).as_py()
     return (table.num_rows, int(total or 0))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pendo_assets.catalog import Source
-from pendo_assets.enriched import lookup_columns
+from pendo_assets.enriched_sql import lookup_columns
 from pendo_assets.pendo.tables import column_names
 
 

@@ -5,7 +5,7 @@ import dagster as dg
 from pendo_assets.assets.shared import asset_key
 from pendo_assets.catalog import RAW_SCHEMA, Source
 from pendo_assets.checks.shared import UNIQUE_IDS, missing_table
-from pendo_assets.enriched import entity_id_column
+from pendo_assets.enriched_sql import entity_id_column
 from pendo_assets.warehouse.io_manager import WarehouseResource
 
 

@@ -29,7 +29,7 @@ from pendo_assets.checks.shared import (
     name_days,
 )
 from pendo_assets.clock import Clock, system_clock
-from pendo_assets.enriched import entity_id_column
+from pendo_assets.enriched_sql import entity_id_column
 from pendo_assets.pendo.tables import column_names
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings
@@ -112,8 +112,8 @@ def _tag_lookups(source: Source, present: set[str]) -> list[tuple[str, Source]]:
     out = []
     for lk in source.lookups:
         entity = SOURCES_BY_TABLE[lk.entity]
-        if entity.app_scoped and lk.id_column in present:
-            out.append((lk.id_column, entity))
+        if entity.app_scoped and lk.column in present:
+            out.append((lk.column, entity))
     return out
 
 

@@ -45,7 +45,7 @@ def final_days(days: list[date], settings: Settings, clock: Clock) -> set[date]:
 
 def _equal(source: Source, ours: tuple, theirs: DayTotals) -> bool:
     n, s = ours
-    return n == theirs.rows and (source.raw or int(s) == theirs.num_events)
+    return n == theirs.rows and (source.per_event or int(s) == theirs.num_events)
 
 
 def reconcile_result(
@@ -59,12 +59,12 @@ def reconcile_result(
     clock: Clock,
 ) -> tuple[dg.AssetCheckResult, dg.AssetCheckResult]:
     """(``reconciles_with_pendo``, ``reconciles_young_days``) results for ``days``."""
-    sums = "coalesce(sum(num_events), 0)" if not source.raw else "NULL"
+    sums = "coalesce(sum(num_events), 0)" if not source.per_event else "NULL"
     found = wh.query(
         f"SELECT day, count(*), {sums} FROM {fq} WHERE day BETWEEN ? AND ? GROUP BY day",
         day_span(days),
     )
-    empty = (0, 0 if not source.raw else None)
+    empty = (0, 0 if not source.per_event else None)
     ours = {d: (n, s) for d, n, s in found}
     final = final_days(days, settings, clock)
     # Final days that agreed before and whose rows are unchanged need no question to Pendo.
@@ -120,9 +120,9 @@ def reconcile_result(
                 "final" if d in final else "young",
                 n,
                 t.rows if t else "-",
-                "-" if source.raw else s,
-                "-" if source.raw or t is None else t.num_events,
-                f"{t2.rows} / {'-' if source.raw else t2.num_events}" if t2 else "-",
+                "-" if source.per_event else s,
+                "-" if source.per_event or t is None else t.num_events,
+                f"{t2.rows} / {'-' if source.per_event else t2.num_events}" if t2 else "-",
                 result,
             )
         )
@@ -211,7 +211,7 @@ def _blocking_description(
             f"No final day to reconcile: all {len(days)} day(s) are younger than {limit} or "
             f"unanswered; see {YOUNG}"
         )
-    what = "Row counts" if source.raw else "Row counts and numEvents"
+    what = "Row counts" if source.per_event else "Row counts and numEvents"
     rest = len(days) - len(checked)
     more = f"; {rest} young or unanswered day(s) are in {YOUNG}" if rest else ""
     return f"{what} equal Pendo's on all {len(checked)} final days{more}"

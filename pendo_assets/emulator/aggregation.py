@@ -318,7 +318,7 @@ def source_rows(
         yield from rows
         return
     exclude = query.params.get("blacklist") == "apply"
-    raw = SOURCES_BY_NAME[query.source].raw
+    raw = SOURCES_BY_NAME[query.source].per_event
     hourly = query.period == "hourRange"
     for start in query.periods:
         day = sub.local_day_of(start)

@@ -360,7 +360,7 @@ def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tup
         if key not in seen:
             seen.add(key)
             unique.append((hour, row))
-    if sub.stray_raw_events and SOURCES_BY_NAME[source_name].raw:
+    if sub.stray_raw_events and SOURCES_BY_NAME[source_name].per_event:
         midnight = sub.local_midnight_ms(day)
         for i, (_, row) in enumerate(unique[: sub.stray_raw_events]):
             row["browserTime"] = midnight - sub.stray_shift_ms + i * 1000

@@ -205,7 +205,7 @@ def _check_days(
 def _check_browser_times(
     batch: Batch, start_ms: int, end_ms: int, opts: FetchOptions, what: str
 ) -> None:
-    """Fail on raw events that show Pendo's days are not the configured zone's days.
+    """Fail on per-event rows that show Pendo's days are not the configured zone's days.
 
     Pendo files a raw event under the day it returns it for (its bucket is the truth), so a
     few events whose browser clock lies outside the requested days are kept. Only a
@@ -288,7 +288,7 @@ def _fetch_day_by_hours(
                 f"Pendo's query memory limit even for one hour: {exc.pendo_message}. Load "
                 "fewer apps at a time (PENDO_APP_ID), or ask Pendo support about the limit."
             ) from None
-    if source.raw:
+    if source.per_event:
         return rows
     return _aggregate_hours(rows, source, start_ms)
 
@@ -341,7 +341,7 @@ def split_days(
     if isinstance(batch, list):
         batch = _RowsBatch(batch)
     day_col = column_names(source.columns)["day"]
-    if source.raw:
+    if source.per_event:
         start_ms, _ = day_bounds_ms(days[0], opts.zone)
         _, end_ms = day_bounds_ms(days[-1], opts.zone)
         _check_browser_times(batch, start_ms, end_ms, opts, what)
@@ -391,10 +391,10 @@ class WindowSizer:
     """
 
     def __init__(self, opts: FetchOptions, source: Source | None = None):
-        # Raw events stay one day per request: only then is the day Pendo filed an event under
-        # known (a stray browserTime in a multi-day answer could land on a neighbouring day and
-        # fail a final day's reconciliation for nothing).
-        raw = source is not None and source.raw
+        # Per-event sources stay one day per request: only then is the day Pendo filed an
+        # event under known (a stray browserTime in a multi-day answer could land on a
+        # neighbouring day and fail a final day's reconciliation for nothing).
+        raw = source is not None and source.per_event
         self.limit = 1 if raw else max(1, opts.days_per_request)
         self.target = max(1, opts.rows_per_request)
         self.size = 1

@@ -24,7 +24,7 @@ from pendo_assets.pendo.fetch import FetchOptions
 @dataclass(frozen=True)
 class DayTotals:
     rows: int
-    num_events: int | None  # None for raw sources (one row per event, no numEvents)
+    num_events: int | None  # None for per-event sources (no numEvents)
 
 
 def _window_totals(
@@ -34,7 +34,7 @@ def _window_totals(
     what = f"{source.name} totals for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
     body = queries.totals_request(source, opts.scope, first_ms, len(days))
     rows = client.aggregate(body, what, split_on_timeout=len(days) > 1)
-    if source.raw:
+    if source.per_event:
         n = int(rows[0].get("count", 0)) if rows else 0
         return {days[0]: DayTotals(n, None)}
     by_ms = {local_midnight_ms(d, opts.zone): d for d in days}
@@ -56,8 +56,8 @@ Answers = list[tuple[list[date], "dict[date, DayTotals] | PendoError"]]
 
 def totals_windows(source: Source, days: list[date], opts: FetchOptions) -> list[list[date]]:
     """The requests that ask ``days``' totals: windows of ``PENDO_DAYS_PER_REQUEST`` days for
-    aggregated sources, like loads; one day each for raw sources."""
-    return windows(sorted(days), 1 if source.raw else opts.days_per_request)
+    aggregated sources, like loads; one day each for per-event sources."""
+    return windows(sorted(days), 1 if source.per_event else opts.days_per_request)
 
 
 def ask_window(client: PendoClient, source: Source, w: list[date], opts: FetchOptions) -> Answers:

@@ -28,7 +28,7 @@ def entity_id_column(entity: Source) -> str:
 def lookup_id_column(table: str) -> str:
     """The id column of a lookup target: an entity or a nested table."""
     if table in NESTED_BY_TABLE:
-        return NESTED_BY_TABLE[table][0].id_column
+        return NESTED_BY_TABLE[table][0].key_column
     return entity_id_column(SOURCES_BY_TABLE[table])
 
 
@@ -74,13 +74,13 @@ def enriched_query(
     for i, lk in enumerate(all_lookups(source)):
         eid = lookup_id_column(lk.entity)
         alias = f"l{i}"
-        if lk.id_column in produced:
-            on_expr = produced[lk.id_column]
+        if lk.column in produced:
+            on_expr = produced[lk.column]
             prefilter = ""
         else:
-            on_expr = f"e.{lk.id_column}"
+            on_expr = f"e.{lk.column}"
             prefilter = (
-                f" WHERE {eid} IN (SELECT {lk.id_column} FROM {raw} WHERE day BETWEEN $1 AND $2)"
+                f" WHERE {eid} IN (SELECT {lk.column} FROM {raw} WHERE day BETWEEN $1 AND $2)"
             )
         have = None if entity_columns is None else set(entity_columns.get(lk.entity, []))
         names = ", ".join(
