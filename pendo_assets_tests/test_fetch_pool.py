@@ -13,6 +13,19 @@ DAYS = [FIRST + timedelta(days=i) for i in range(3)]
 AGGREGATED = [s for s in EVENTS if not s.per_event]
 
 
+def _record_sources(monkeypatch, module, name: str) -> list[str]:
+    """Wrap ``module.name(client, source, ...)``; the list of sources it is called for."""
+    calls: list[str] = []
+    real = getattr(module, name)
+
+    def recording(client, source, *args):
+        calls.append(source.name)
+        return real(client, source, *args)
+
+    monkeypatch.setattr(module, name, recording)
+    return calls
+
+
 def _materializations(result) -> dict[str, dict]:
     return {
         e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
@@ -130,14 +143,7 @@ def test_the_load_asks_pendos_totals_so_the_checks_find_them_ready(
 ):
     from pendo_assets.checks import reconcile
 
-    asked_by_checks: list[str] = []
-    real = reconcile.try_day_totals
-
-    def counting(client, source, days, opts):
-        asked_by_checks.append(source.name)
-        return real(client, source, days, opts)
-
-    monkeypatch.setattr(reconcile, "try_day_totals", counting)
+    asked_by_checks = _record_sources(monkeypatch, reconcile, "try_day_totals")
     project = make_project(fresh_emulator, PENDO_DAYS_PER_REQUEST="1")
     keys = [f"pendo/{s.table}" for s in AGGREGATED]
     result = project.materialize(keys, str(DAYS[0]), str(DAYS[-1]))
@@ -157,14 +163,7 @@ def test_totals_asked_during_the_load_are_asked_source_by_source(fresh_emulator,
     from pendo_assets import resources
     from pendo_assets.pendo.totals import try_day_totals
 
-    started: list[str] = []
-    real = resources.ask_window
-
-    def recording(client, source, w, opts):
-        started.append(source.name)
-        return real(client, source, w, opts)
-
-    monkeypatch.setattr(resources, "ask_window", recording)
+    started = _record_sources(monkeypatch, resources, "ask_window")
     fresh_emulator.faults.update(latency_base_ms=50)
     pendo = resources.PendoResource(
         base_url=fresh_emulator.url,

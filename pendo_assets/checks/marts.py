@@ -13,6 +13,7 @@ from pendo_assets.checks.shared import (
     day_span,
     missing_table,
     name_days,
+    result,
 )
 from pendo_assets.marts.models import MARTS, Mart, tie_out_sql
 from pendo_assets.warehouse.io_manager import WarehouseResource
@@ -105,15 +106,15 @@ def _tie_out_result(wh: Warehouse, mart: Mart, key, days: list[date] | None):
         )
     else:
         desc = f"{', '.join(bad_labels)} differ from the raw tables"
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=TIES_OUT,
-        passed=passed,
-        metadata={
+    return result(
+        key,
+        TIES_OUT,
+        passed,
+        desc,
+        {
             "totals": dg.MetadataValue.md(markdown_table(header, rows)),
             "failed_days": dg.MetadataValue.json([d.isoformat() for d in sorted(bad_days)]),
         },
-        description=desc,
     )
 
 

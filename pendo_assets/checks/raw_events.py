@@ -19,7 +19,6 @@ from pendo_assets.checks.shared import (
     RECONCILES,
     REQUIRED,
     UNKNOWN,
-    WARNING_ONLY,
     YOUNG,
     bad_days_md,
     check_days,
@@ -27,6 +26,7 @@ from pendo_assets.checks.shared import (
     fq_name,
     missing_table,
     name_days,
+    result,
 )
 from pendo_assets.clock import Clock, system_clock
 from pendo_assets.enriched_sql import entity_id_column
@@ -92,18 +92,18 @@ def _required_result(wh: Warehouse, source: Source, key, fq, days, present: set[
         desc = f"Required columns missing from the table: {', '.join(missing_cols)}"
     elif bad:
         desc = f"Rows with a null required id on {name_days(bad)}"
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=REQUIRED,
-        passed=passed,
-        metadata={
+    return result(
+        key,
+        REQUIRED,
+        passed,
+        desc,
+        {
             "required": dg.MetadataValue.json(required),
             "null_rows_by_day": bad_days_md(
                 ["day", "rows with a null id"], [(str(d), n) for d, n in bad_rows]
             ),
             "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad]),
         },
-        description=desc,
     )
 
 
@@ -238,15 +238,7 @@ def build_raw_event_checks(
         else:
             for name in (GRAIN, REQUIRED, RECONCILES, YOUNG, UNKNOWN):
                 if any(s.name == name for s in specs):
-                    yield dg.AssetCheckResult(
-                        asset_key=key,
-                        check_name=name,
-                        passed=True,
-                        severity=dg.AssetCheckSeverity.WARN
-                        if name in WARNING_ONLY
-                        else dg.AssetCheckSeverity.ERROR,
-                        description="No days",
-                    )
+                    yield result(key, name, True, "No days")
         yield _complete_result(context, key)
 
     return _checks

@@ -62,13 +62,27 @@ def day_span(days: list[date]) -> list:
     return [min(days), max(days)]
 
 
-def missing_table(key: dg.AssetKey, name: str) -> dg.AssetCheckResult:
+def result(
+    key: dg.AssetKey, name: str, passed: bool, description: str, metadata: dict | None = None
+) -> dg.AssetCheckResult:
+    """A check's result at the severity that check always has: WARN for the warning-only
+    checks, ERROR for the others (which block downstream assets when declared blocking)."""
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=name,
-        passed=False,
+        passed=passed,
         severity=dg.AssetCheckSeverity.WARN
         if name in WARNING_ONLY
         else dg.AssetCheckSeverity.ERROR,
-        description=f"{key.to_user_string()} is not in the warehouse yet: materialize it first.",
+        description=description,
+        metadata=metadata or {},
+    )
+
+
+def missing_table(key: dg.AssetKey, name: str) -> dg.AssetCheckResult:
+    return result(
+        key,
+        name,
+        False,
+        f"{key.to_user_string()} is not in the warehouse yet: materialize it first.",
     )
