@@ -158,13 +158,24 @@ def test_history_assets_run_in_dagster_after_their_entities(fresh_emulator, make
             run_config={"ops": ops},
         )
 
-    assert run("2026-11-20T11:00:00+00:00").success
+    first = run("2026-11-20T11:00:00+00:00")
+    assert first.success
+    written = {
+        e.asset_key.to_user_string(): e.step_materialization_data.materialization.metadata
+        for e in first.get_asset_materialization_events()
+    }
     for s in ENTITIES:
         n = project.query(f"SELECT count(*) FROM pendo.{s.table}")[0][0]
         assert project.query(
             f"SELECT count(*), count(*) FILTER (is_current AND valid_to IS NULL) "
             f"FROM {s.history_table}"
         ) == [(n, n)], s.table
+        # Written through the IO manager like every table: its usual metadata plus the fold's.
+        meta = written[f"analytics/{s.history}"]
+        assert meta["dagster/row_count"].value == n
+        assert meta["new_versions"].value == n
+        assert meta["as_of"].value == "2026-11-20T11:00:00+00:00"
+        assert meta["dagster/column_schema"].value.columns[-1].name == "is_deleted"
     assert run("2026-11-21T11:00:00+00:00").success
     for s in ENTITIES:
         n = project.query(f"SELECT count(*) FROM pendo.{s.table}")[0][0]

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from pendo_assets.assets.schema import raw_schema
-from pendo_assets.assets.shared import asset_key, demo_note
+from pendo_assets.assets.shared import IO_MANAGER_KEY, asset_key, demo_note, require_tables
 from pendo_assets.catalog import (
     ANALYTICS_SCHEMA,
     ENTITIES,
@@ -21,9 +21,8 @@ from pendo_assets.catalog import (
 )
 from pendo_assets.pendo.tables import column_name
 from pendo_assets.settings import Settings
-from pendo_assets.warehouse.history import VALIDITY_COLUMNS, apply_history
-from pendo_assets.warehouse.io_manager import WarehouseResource
-from pendo_assets.warehouse.store import markdown_table
+from pendo_assets.warehouse.history import VALIDITY_COLUMNS
+from pendo_assets.warehouse.io_manager import HistoryUpdate, WarehouseResource
 
 HISTORY_GROUP = "analytics_history"
 # Entity materializations carry this flag; loads without it (before incremental refresh
@@ -70,6 +69,7 @@ def build_history_asset(source: Source, settings: Settings) -> dg.AssetsDefiniti
         deps=[asset_key(source)],
         group_name=HISTORY_GROUP,
         kinds={"duckdb"},
+        io_manager_key=IO_MANAGER_KEY,
         pool=settings.warehouse_pool,
         automation_condition=dg.AutomationCondition.eager(),
         description=f"Every version of each row of `{RAW_SCHEMA}.{source.table}` (SCD type 2): "
@@ -86,55 +86,15 @@ def build_history_asset(source: Source, settings: Settings) -> dg.AssetsDefiniti
     )
     def _history(
         context: dg.AssetExecutionContext, config: HistoryConfig, warehouse: WarehouseResource
-    ) -> dg.MaterializeResult:
-        wh = warehouse.warehouse
-        if not wh.exists(RAW_SCHEMA, source.table):
-            raise dg.Failure(
-                f"{source.history_table} needs {RAW_SCHEMA}/{source.table} in the warehouse "
-                "first: materialize it, then this one."
-            )
+    ) -> HistoryUpdate:
+        require_tables(warehouse.warehouse, source.history_table, [f"{RAW_SCHEMA}.{source.table}"])
         loaded_at, full = _load_of(context, source)
         if config.as_of:
             loaded_at = datetime.fromisoformat(config.as_of)
             if loaded_at.tzinfo is None:
                 loaded_at = loaded_at.replace(tzinfo=UTC)
-        result = apply_history(
-            wh,
-            (RAW_SCHEMA, source.table),
-            (ANALYTICS_SCHEMA, source.history),
-            key,
-            loaded_at,
-            full,
-            HISTORY_UNTRACKED_PATTERN,
-            track,
-        )
-        rows = wh.query(
-            f"SELECT count(*), count(*) FILTER (is_current) FROM {source.history_table}"
-        )
-        preview = wh.query(
-            f"SELECT {key}, valid_from, valid_to, is_current, is_deleted "
-            f"FROM {source.history_table} ORDER BY valid_from DESC LIMIT 5"
-        )
-        context.log.info(
-            f"{source.history_table}: {result.new_versions} new version(s), "
-            f"{result.deleted} deleted, as of {loaded_at.isoformat()} "
-            f"({'full' if full else 'incremental'} load)"
-        )
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": dg.MetadataValue.int(rows[0][0]),
-                "current_rows": dg.MetadataValue.int(rows[0][1]),
-                "new_versions": dg.MetadataValue.int(result.new_versions),
-                "deleted": dg.MetadataValue.int(result.deleted),
-                "as_of": dg.MetadataValue.text(loaded_at.isoformat()),
-                "full_load": dg.MetadataValue.bool(full),
-                "untracked_columns": dg.MetadataValue.json(list(result.untracked_columns)),
-                "preview": dg.MetadataValue.md(
-                    markdown_table(
-                        [key, "valid_from", "valid_to", "is_current", "is_deleted"], preview
-                    )
-                ),
-            }
+        return HistoryUpdate(
+            (RAW_SCHEMA, source.table), key, loaded_at, full, HISTORY_UNTRACKED_PATTERN, track
         )
 
     return _history

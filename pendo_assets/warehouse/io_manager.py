@@ -1,28 +1,40 @@
 """Dagster IO manager over the DuckDB ``Warehouse``: table = asset key, partitions = days.
 
-Assets hand it *staged* data (Parquet files written while fetching) or a *query* to run inside
-DuckDB; it replaces the table or the run's days atomically and reports row counts (per
-partition in range runs), the column schema and a preview as materialization metadata.
+Every asset that writes a table writes it through here: the loads hand over *staged* data
+(Parquet files written while fetching), the enriched tables and marts a *query* to run inside
+DuckDB, the entity histories a *history update*. Each knows how to write itself (``write``),
+atomically, replacing the table or the run's days; the IO manager reports row counts (per
+partition in range runs), the column schema and a preview as materialization metadata, so
+every table's materializations look the same in the UI.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
 
 from pendo_assets.pendo.days import partition_dates
+from pendo_assets.warehouse.history import apply_history
 from pendo_assets.warehouse.staging import discard
-from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult
+from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult, markdown_table
 
 if TYPE_CHECKING:
     # Only a downstream asset that asks for a DataFrame needs pandas (DuckDB imports it
     # then); every `dagster` command that loads the project starts 0.2 s sooner without it.
     import pandas as pd
+
+
+class Write(Protocol):
+    """What an asset hands the IO manager: something that writes itself into its table."""
+
+    def write(
+        self, wh: Warehouse, schema: str, table: str, days: list[date] | None
+    ) -> WriteResult: ...
 
 
 @dataclass
@@ -37,6 +49,13 @@ class StagedTable:
     # Set for an incremental load: upsert these rows by this column instead of replacing all.
     merge_key: str | None = None
 
+    def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
+        if self.merge_key is not None:
+            return wh.merge_table(
+                schema, table, self.files, self.base_types, self.merge_key, self.after
+            )
+        return wh.replace_table(schema, table, self.files, self.base_types, self.after)
+
 
 @dataclass
 class StagedDays:
@@ -46,6 +65,9 @@ class StagedDays:
     files: list[StagedFile]
     base_types: dict[str, str]
     staging_dir: Path | None = None
+
+    def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
+        return wh.replace_days(schema, table, days or self.days, self.files, self.base_types)
 
 
 @dataclass
@@ -61,12 +83,69 @@ class DaysQuery:
     prepare: Callable[[Any], dict[date, dict]] | None = None
     other_days_description: str = ""
 
+    def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
+        return wh.replace_days_from_query(schema, table, days or self.days, self.sql, self.prepare)
+
 
 @dataclass
 class TableQuery:
     """A SELECT whose rows replace the whole table."""
 
     sql: str
+
+    def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
+        return wh.replace_table_from_query(schema, table, self.sql)
+
+
+@dataclass
+class HistoryUpdate:
+    """Fold the entity table ``snapshot`` into this (SCD type 2) history table as of
+    ``loaded_at`` (see ``warehouse.history.apply_history``)."""
+
+    snapshot: tuple[str, str]
+    key: str
+    loaded_at: datetime
+    full: bool
+    untracked_pattern: str
+    track: frozenset[str] = frozenset()
+
+    def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
+        applied = apply_history(
+            wh,
+            self.snapshot,
+            (schema, table),
+            self.key,
+            self.loaded_at,
+            self.full,
+            self.untracked_pattern,
+            self.track,
+        )
+        fq = f"{schema}.{table}"
+        with wh.connect() as con:
+            result = wh.table_result(con, schema, table)
+            current = con.execute(f"SELECT count(*) FILTER (is_current) FROM {fq}").fetchone()[0]
+            latest = con.execute(
+                f"SELECT {self.key}, valid_from, valid_to, is_current, is_deleted "
+                f"FROM {fq} ORDER BY valid_from DESC LIMIT 5"
+            ).fetchall()
+        result.summary = (
+            f"{fq}: {applied.new_versions} new version(s), {applied.deleted} deleted, as of "
+            f"{self.loaded_at.isoformat()} ({'full' if self.full else 'incremental'} load)"
+        )
+        result.metadata = {
+            "current_rows": dg.MetadataValue.int(current),
+            "new_versions": dg.MetadataValue.int(applied.new_versions),
+            "deleted": dg.MetadataValue.int(applied.deleted),
+            "as_of": dg.MetadataValue.text(self.loaded_at.isoformat()),
+            "full_load": dg.MetadataValue.bool(self.full),
+            "untracked_columns": dg.MetadataValue.json(list(applied.untracked_columns)),
+            "preview": dg.MetadataValue.md(
+                markdown_table(
+                    [self.key, "valid_from", "valid_to", "is_current", "is_deleted"], latest
+                )
+            ),
+        }
+        return result
 
 
 def table_of(key: dg.AssetKey) -> tuple[str, str]:
@@ -99,36 +178,24 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
     def warehouse(self) -> Warehouse:
         return self.resource.warehouse
 
-    def handle_output(self, context: dg.OutputContext, obj) -> None:
+    def handle_output(self, context: dg.OutputContext, obj: Write | None) -> None:
         if obj is None:
             return
+        if not callable(getattr(obj, "write", None)):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; expected "
+                "StagedTable, StagedDays, DaysQuery, TableQuery or HistoryUpdate"
+            )
         schema, table = table_of(context.asset_key)
-        wh = self.warehouse
         days = partition_days(context)
         try:
-            if isinstance(obj, StagedTable):
-                if obj.merge_key is not None:
-                    result = wh.merge_table(
-                        schema, table, obj.files, obj.base_types, obj.merge_key, obj.after
-                    )
-                else:
-                    result = wh.replace_table(schema, table, obj.files, obj.base_types, obj.after)
-            elif isinstance(obj, StagedDays):
-                result = wh.replace_days(schema, table, days or obj.days, obj.files, obj.base_types)
-            elif isinstance(obj, DaysQuery):
-                result = wh.replace_days_from_query(
-                    schema, table, days or obj.days, obj.sql, obj.prepare
-                )
-                self._report_other_days(context, obj, result)
-            elif isinstance(obj, TableQuery):
-                result = wh.replace_table_from_query(schema, table, obj.sql)
-            else:
-                raise TypeError(
-                    f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; "
-                    "expected StagedTable, StagedDays, DaysQuery or TableQuery"
-                )
+            result = obj.write(self.warehouse, schema, table, days)
         finally:
             discard(getattr(obj, "staging_dir", None))
+        if result.summary:
+            context.log.info(result.summary)
+        if isinstance(obj, DaysQuery):
+            self._report_other_days(context, obj, result)
         self._report(context, schema, table, days, result)
 
     @staticmethod
@@ -169,7 +236,7 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
         }
         if days is None:
             meta["dagster/row_count"] = dg.MetadataValue.int(result.table_rows)
-            context.add_output_metadata(meta)
+            context.add_output_metadata({**meta, **result.metadata})
             return
         meta["rows_written"] = dg.MetadataValue.int(result.rows_written)
         # Dagster copies output metadata into every partition's materialization event, and a

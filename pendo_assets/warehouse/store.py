@@ -69,6 +69,8 @@ class WriteResult:
     preview: str = ""  # the first rows written, as a markdown table
     # Other days a query write's ``prepare`` step rewrote, with what it reports about each.
     other_days: dict[date, dict] = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)  # what the write adds to the output's metadata
+    summary: str = ""  # one line for the run's log
 
 
 class Warehouse:
@@ -275,6 +277,10 @@ class Warehouse:
             result = self._result(con, schema, table, None)
         result.rows_written = result.table_rows
         return result
+
+    def table_result(self, con, schema: str, table: str) -> WriteResult:
+        """Rows, columns and a preview of a whole table, as a write reports them."""
+        return self._result(con, schema, table, None)
 
     def _result(self, con, schema: str, table: str, days: Sequence[date] | None) -> WriteResult:
         fq = f"{quote(schema)}.{quote(table)}"
