@@ -326,7 +326,7 @@ def refresh_visitors(url: str, duckdb: str, full: bool, at: str, margin_min: int
     if full:
         wh.replace_table(RAW_SCHEMA, source.table, files, types)
     else:
-        wh.merge_table(RAW_SCHEMA, source.table, files, types, "visitor_id")
+        wh.replace_table(RAW_SCHEMA, source.table, files, types, merge_key="visitor_id")
     hist = apply_history(
         wh,
         (RAW_SCHEMA, "visitors"),

@@ -62,6 +62,18 @@ def report_dir(database: str) -> Path:
     return Path(local).resolve().parent / "reports"
 
 
+def _top(con, subject: str, measure: str, window: list) -> list[tuple]:
+    """The ``TOP_N`` pages or features by ``measure`` over the window, by name (or id)."""
+    return con.execute(
+        f"""
+        SELECT coalesce(any_value({subject}_name), {subject}_id), sum({measure})::BIGINT AS n
+        FROM analytics.{subject}_daily_metrics WHERE day BETWEEN $1 AND $2
+        GROUP BY {subject}_id ORDER BY n DESC, 1 LIMIT {TOP_N}
+        """,
+        window,
+    ).fetchall()
+
+
 def read_usage(con, window_days: int = WINDOW_DAYS) -> UsageData | None:
     """Up to the last ``window_days`` days that have data in the marts (from the first loaded
     day when fewer are loaded); None when the marts are empty."""
@@ -83,22 +95,8 @@ def read_usage(con, window_days: int = WINDOW_DAYS) -> UsageData | None:
         """,
         window,
     ).fetchall()
-    data.top_features = con.execute(
-        f"""
-        SELECT coalesce(any_value(feature_name), feature_id), sum(sum_clicks)::BIGINT AS n
-        FROM analytics.feature_daily_metrics WHERE day BETWEEN $1 AND $2
-        GROUP BY feature_id ORDER BY n DESC, 1 LIMIT {TOP_N}
-        """,
-        window,
-    ).fetchall()
-    data.top_pages = con.execute(
-        f"""
-        SELECT coalesce(any_value(page_name), page_id), sum(sum_pageviews)::BIGINT AS n
-        FROM analytics.page_daily_metrics WHERE day BETWEEN $1 AND $2
-        GROUP BY page_id ORDER BY n DESC, 1 LIMIT {TOP_N}
-        """,
-        window,
-    ).fetchall()
+    data.top_features = _top(con, "feature", "sum_clicks", window)
+    data.top_pages = _top(con, "page", "sum_pageviews", window)
     sums = ", ".join(f"coalesce(sum({col}), 0)::BIGINT" for _, col in FUNNEL)
     totals = con.execute(
         f"SELECT {sums} FROM analytics.guide_daily_metrics WHERE day BETWEEN $1 AND $2", window

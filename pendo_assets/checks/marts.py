@@ -63,10 +63,10 @@ def build_mart_checks(mart: Mart) -> dg.AssetChecksDefinition:
             f"GROUP BY ALL HAVING count(*) > 1 LIMIT 20",
             params,
         )
-        yield dg.AssetCheckResult(
-            asset_key=key,
-            check_name=GRAIN,
-            passed=not dupes,
+        yield result(
+            key,
+            GRAIN,
+            not dupes,
             metadata={"duplicated_keys": dg.MetadataValue.json([list(map(str, r)) for r in dupes])},
             description=f"{len(dupes)} duplicated keys" if dupes else "Grain unique",
         )

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from pendo_assets.checks.shared import COMPLETE, name_days
+from pendo_assets.checks.shared import COMPLETE, name_days, result
 from pendo_assets.pendo.days import partition_dates
 
 
@@ -24,11 +24,10 @@ def _complete_result(context, key) -> dg.AssetCheckResult:
         span = (loaded[-1] - loaded[0]).days + 1
         missing = [loaded[0] + timedelta(days=i) for i in range(span)]
         missing = [d for d in missing if d not in have]
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=COMPLETE,
-        passed=bool(loaded) and not missing,
-        severity=dg.AssetCheckSeverity.WARN,
+    return result(
+        key,
+        COMPLETE,
+        bool(loaded) and not missing,
         metadata={
             "oldest_loaded_day": dg.MetadataValue.text(str(loaded[0]) if loaded else "-"),
             "newest_loaded_day": dg.MetadataValue.text(str(loaded[-1]) if loaded else "-"),

@@ -63,10 +63,10 @@ def _grain_result(wh: Warehouse, source: Source, key, fq, days, present: set[str
     }
     if dropped:
         meta["grain_columns_dropped"] = dg.MetadataValue.json(dropped)
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=GRAIN,
-        passed=not bad,
+    return result(
+        key,
+        GRAIN,
+        not bad,
         metadata=meta,
         description=(
             f"Duplicated rows on {name_days(bad)}" if bad else f"Grain unique on {len(days)} days"
@@ -122,11 +122,10 @@ def _unknown_result(wh: Warehouse, source: Source, key, fq, days, present: set[s
     rows, worst = [], 0.0
     for col, entity in lookups:
         if not wh.exists(RAW_SCHEMA, entity.table):
-            return dg.AssetCheckResult(
-                asset_key=key,
-                check_name=UNKNOWN,
-                passed=False,
-                severity=dg.AssetCheckSeverity.WARN,
+            return result(
+                key,
+                UNKNOWN,
+                False,
                 description=f"{RAW_SCHEMA}/{entity.table} is not loaded: every id is unknown",
             )
         eid = entity_id_column(entity)
@@ -145,11 +144,10 @@ def _unknown_result(wh: Warehouse, source: Source, key, fq, days, present: set[s
     unknown = sum(r[3] for r in rows)
     share = unknown / total if total else 0.0
     passed = share <= UNKNOWN_ID_WARN_SHARE
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=UNKNOWN,
-        passed=passed,
-        severity=dg.AssetCheckSeverity.WARN,
+    return result(
+        key,
+        UNKNOWN,
+        passed,
         metadata={
             "unknown_share": dg.MetadataValue.float(round(share, 6)),
             "worst_day_share": dg.MetadataValue.float(round(worst, 6)),

@@ -28,7 +28,7 @@ from datetime import date
 import dagster as dg
 
 from pendo_assets.catalog import Source
-from pendo_assets.checks.shared import RECONCILES, YOUNG, day_span, name_days
+from pendo_assets.checks.shared import RECONCILES, YOUNG, day_span, name_days, result
 from pendo_assets.clock import Clock
 from pendo_assets.pendo.totals import DayTotals, try_day_totals
 from pendo_assets.resources import PendoResource
@@ -105,15 +105,15 @@ def reconcile_result(
         n, s = ours.get(d, empty)
         t, t2 = theirs.get(d), again.get(d)
         if d in not_asked:
-            result = "could not ask Pendo"
+            verdict = "could not ask Pendo"
         elif d in bad_final:
-            result = "DIFFERS (final)"
+            verdict = "DIFFERS (final)"
         elif d in still_young:
-            result = "differs (young, still changing)"
+            verdict = "differs (young, still changing)"
         elif d in settled:
-            result = "ok (agreed before, unchanged: not asked again)"
+            verdict = "ok (agreed before, unchanged: not asked again)"
         else:
-            result = "ok"
+            verdict = "ok"
         rows.append(
             (
                 str(d),
@@ -123,7 +123,7 @@ def reconcile_result(
                 "-" if source.per_event else s,
                 "-" if source.per_event or t is None else t.num_events,
                 f"{t2.rows} / {'-' if source.per_event else t2.num_events}" if t2 else "-",
-                result,
+                verdict,
             )
         )
     header = [
@@ -149,11 +149,10 @@ def reconcile_result(
         for d in still_young
     ]
     checked_final = [d for d in days if d in final and d in theirs]
-    blocking = dg.AssetCheckResult(
-        asset_key=key,
-        check_name=RECONCILES,
-        passed=not bad_final,
-        severity=dg.AssetCheckSeverity.ERROR,
+    blocking = result(
+        key,
+        RECONCILES,
+        not bad_final,
         metadata={
             "days": table,
             "days_checked": dg.MetadataValue.int(len(checked_final)),
@@ -175,11 +174,10 @@ def reconcile_result(
     for w, exc in failures:
         if set(w) & set(not_asked):
             parts.append(f"could not reconcile {name_days(w)}: {exc}")
-    warning = dg.AssetCheckResult(
-        asset_key=key,
-        check_name=YOUNG,
-        passed=not parts,
-        severity=dg.AssetCheckSeverity.WARN,
+    warning = result(
+        key,
+        YOUNG,
+        not parts,
         metadata={
             "days": table,
             "young_days": dg.MetadataValue.json([d.isoformat() for d in days if d not in final]),

@@ -63,7 +63,7 @@ def day_span(days: list[date]) -> list:
 
 
 def result(
-    key: dg.AssetKey, name: str, passed: bool, description: str, metadata: dict | None = None
+    key: dg.AssetKey, name: str, passed: bool, description: str = "", metadata: dict | None = None
 ) -> dg.AssetCheckResult:
     """A check's result at the severity that check always has: WARN for the warning-only
     checks, ERROR for the others (which block downstream assets when declared blocking)."""

@@ -50,11 +50,9 @@ class StagedTable:
     merge_key: str | None = None
 
     def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
-        if self.merge_key is not None:
-            return wh.merge_table(
-                schema, table, self.files, self.base_types, self.merge_key, self.after
-            )
-        return wh.replace_table(schema, table, self.files, self.base_types, self.after)
+        return wh.replace_table(
+            schema, table, self.files, self.base_types, self.after, self.merge_key
+        )
 
 
 @dataclass

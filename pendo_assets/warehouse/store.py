@@ -172,41 +172,23 @@ class Warehouse:
         files: Sequence[StagedFile],
         base_types: dict[str, str],
         after: Sequence[str] = (),
+        merge_key: str | None = None,
     ) -> WriteResult:
-        """Replace every row of an unpartitioned table with the staged files' rows, then run
-        the ``after`` statements in the same transaction."""
-        types = _merged_types(base_types, files)
-        fq = f"{quote(schema)}.{quote(table)}"
-        with self.transaction() as con:
-            target = self.evolve(con, schema, table, types)
-            con.execute(f"DELETE FROM {fq}")
-            self._insert_files(con, fq, files, target)
-            for sql in after:
-                con.execute(sql)
-            result = self._result(con, schema, table, None)
-        result.rows_written = sum(f.rows for f in files)
-        return result
-
-    def merge_table(
-        self,
-        schema: str,
-        table: str,
-        files: Sequence[StagedFile],
-        base_types: dict[str, str],
-        key: str,
-        after: Sequence[str] = (),
-    ) -> WriteResult:
-        """Upsert the staged rows by ``key`` in one transaction: rows whose key is staged are
-        replaced, every other row stays (an incremental load never deletes)."""
+        """Write the staged rows into an unpartitioned table in one transaction, then run the
+        ``after`` statements in it. Without ``merge_key`` every row is replaced; with it the
+        rows are upserted by that column (an incremental load never deletes)."""
         types = _merged_types(base_types, files)
         fq = f"{quote(schema)}.{quote(table)}"
         paths = [str(f.path) for f in files if f.rows and f.types]
         with self.transaction() as con:
             target = self.evolve(con, schema, table, types)
-            if paths:
+            if merge_key is None:
+                con.execute(f"DELETE FROM {fq}")
+            elif paths:
                 con.execute(
-                    f"DELETE FROM {fq} WHERE {quote(key)} IN "
-                    f"(SELECT CAST({quote(key)} AS {target[key]}) FROM read_parquet(?))",
+                    f"DELETE FROM {fq} WHERE {quote(merge_key)} IN "
+                    f"(SELECT CAST({quote(merge_key)} AS {target[merge_key]}) "
+                    "FROM read_parquet(?))",
                     [paths],
                 )
             self._insert_files(con, fq, files, target)
