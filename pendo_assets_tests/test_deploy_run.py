@@ -31,7 +31,7 @@ import yaml
 
 from pendo_assets.catalog import SOURCES_BY_TABLE
 from pendo_assets.settings import load_settings
-from pendo_assets_tests.ui_server import REPO_ROOT, DagsterDev, free_port
+from pendo_assets_tests.ui_server import LAUNCH_BACKFILL, REPO_ROOT, DagsterDev, free_port
 
 from .conftest import day_truth, loaded, project_env
 
@@ -41,15 +41,6 @@ TABLES = ["events", "page_events"]
 RANGES = [("2026-10-01", "2026-10-03"), ("2026-10-12", "2026-10-13")]
 TIMEOUT_S = 150.0
 
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}
-"""
 BACKFILL = """
 query($id: String!) {
   partitionBackfillOrError(backfillId: $id) {

@@ -17,7 +17,7 @@ from pendo_assets.automation import AUTOMATION_SENSOR, FAILURE_SENSOR, REFRESH_S
 from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, EVENTS, RAW_SCHEMA
 from pendo_assets.freshness import FRESHNESS_SENSOR
 from pendo_assets.warehouse.store import Warehouse
-from pendo_assets_tests.ui_server import DagsterDev
+from pendo_assets_tests.ui_server import LAUNCH_BACKFILL, DagsterDev
 
 from .conftest import TODAY
 
@@ -54,17 +54,6 @@ mutation($params: ExecutionParams!) {
 }
 """
 
-LAUNCH_BACKFILL = """
-mutation($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-    ... on InvalidSubsetError { message }
-    ... on PartitionSetNotFoundError { message }
-  }
-}
-"""
 
 RUN_STATUS = """
 query($runId: ID!) {

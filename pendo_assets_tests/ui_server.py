@@ -42,6 +42,20 @@ query {
 """
 
 
+# A partition backfill through the webserver's GraphQL, as the UI launches one.
+LAUNCH_BACKFILL = """
+mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on PartitionSetNotFoundError { message }
+  }
+}
+"""
+
+
 class DagsterDevError(RuntimeError):
     """`dagster dev` did not come up; the message carries the tail of its log."""
 

@@ -4,14 +4,13 @@ import dagster as dg
 
 from pendo_assets.assets.schema import enriched_schema
 from pendo_assets.assets.shared import (
-    IO_MANAGER_KEY,
     KINDS,
     asset_key,
+    daily_sql_table,
     demo_note,
     partition_dates,
     require_tables,
 )
-from pendo_assets.automation import daily_automation
 from pendo_assets.catalog import (
     ANALYTICS_SCHEMA,
     EVENTS,
@@ -42,12 +41,7 @@ def build_enriched_asset(
         deps=[asset_key(source), *(asset_key(SOURCES_BY_TABLE[t]) for t in upstream)],
         group_name=ENRICHED_GROUP,
         kinds=KINDS,
-        io_manager_key=IO_MANAGER_KEY,
-        pool=settings.warehouse_pool,
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        # Follows every raw day that lands (a backfill too), once its blocking checks passed.
-        automation_condition=daily_automation(settings.lookback_days),
+        **daily_sql_table(settings, partitions),
         description=f"Every row of `{RAW_SCHEMA}.{source.table}` for the day (none dropped, "
         f"none duplicated) plus the names its ids point to: {names}. Computed inside DuckDB "
         f"into `{ANALYTICS_SCHEMA}.{source.table}`.{demo_note(settings)}",

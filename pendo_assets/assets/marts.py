@@ -9,12 +9,12 @@ import dagster as dg
 
 from pendo_assets.assets.shared import (
     IO_MANAGER_KEY,
+    daily_sql_table,
     demo_note,
     partition_dates,
     require_tables,
     table_key,
 )
-from pendo_assets.automation import daily_automation
 from pendo_assets.marts.first_seen import fold_and_recompute
 from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS, Mart
 from pendo_assets.settings import Settings
@@ -60,11 +60,7 @@ def build_daily_mart(
         deps=[table_key(t) for t in mart.reads],
         group_name=MART_GROUP,
         kinds=MART_KINDS,
-        io_manager_key=IO_MANAGER_KEY,
-        pool=settings.warehouse_pool,
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        automation_condition=daily_automation(settings.lookback_days),
+        **daily_sql_table(settings, partitions),
         description=_description(
             mart, settings, f"One partition per subscription-local day. {first_seen}"
         ),

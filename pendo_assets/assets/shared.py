@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from pendo_assets.automation import daily_automation
 from pendo_assets.catalog import NESTED_BY_TABLE, RAW_SCHEMA, Source
 from pendo_assets.pendo.days import partition_dates
 from pendo_assets.settings import Settings
@@ -16,6 +17,7 @@ __all__ = [
     "IO_MANAGER_KEY",
     "KINDS",
     "asset_key",
+    "daily_sql_table",
     "demo_note",
     "partition_dates",
     "require_tables",
@@ -38,6 +40,20 @@ def table_key(fq: str) -> dg.AssetKey:
     if schema == RAW_SCHEMA and table in NESTED_BY_TABLE:
         table = NESTED_BY_TABLE[table][1].table
     return dg.AssetKey([schema, table])
+
+
+def daily_sql_table(settings: Settings, partitions: dg.PartitionsDefinition) -> dict:
+    """How every daily table computed inside DuckDB (enriched events, daily marts) is built:
+    written by the IO manager one day per partition, a range in one run, under the warehouse
+    pool; it follows every upstream day that lands (a backfill too), once its blocking checks
+    passed."""
+    return dict(
+        io_manager_key=IO_MANAGER_KEY,
+        pool=settings.warehouse_pool,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        automation_condition=daily_automation(settings.lookback_days),
+    )
 
 
 def demo_note(settings: Settings) -> str:
