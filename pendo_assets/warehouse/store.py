@@ -177,11 +177,9 @@ class Warehouse:
         """Write the staged rows into an unpartitioned table in one transaction, then run the
         ``after`` statements in it. Without ``merge_key`` every row is replaced; with it the
         rows are upserted by that column (an incremental load never deletes)."""
-        types = _merged_types(base_types, files)
-        fq = f"{quote(schema)}.{quote(table)}"
         paths = [str(f.path) for f in files if f.rows and f.types]
-        with self.transaction() as con:
-            target = self.evolve(con, schema, table, types)
+
+        def clear(con, fq: str, target: dict[str, str]) -> None:
             if merge_key is None:
                 con.execute(f"DELETE FROM {fq}")
             elif paths:
@@ -191,12 +189,8 @@ class Warehouse:
                     "FROM read_parquet(?))",
                     [paths],
                 )
-            self._insert_files(con, fq, files, target)
-            for sql in after:
-                con.execute(sql)
-            result = self._result(con, schema, table, None)
-        result.rows_written = sum(f.rows for f in files)
-        return result
+
+        return self._write_staged(schema, table, files, base_types, clear, None, after)
 
     def replace_days(
         self,
@@ -207,12 +201,32 @@ class Warehouse:
         base_types: dict[str, str],
     ) -> WriteResult:
         """Atomically replace the rows of ``days`` with the staged files' rows."""
+
+        def clear(con, fq: str, target: dict[str, str]) -> None:
+            _delete_days(con, fq, days)
+
+        return self._write_staged(schema, table, files, base_types, clear, days)
+
+    def _write_staged(
+        self,
+        schema: str,
+        table: str,
+        files: Sequence[StagedFile],
+        base_types: dict[str, str],
+        clear: Callable[[duckdb.DuckDBPyConnection, str, dict[str, str]], None],
+        days: Sequence[date] | None,
+        after: Sequence[str] = (),
+    ) -> WriteResult:
+        """One transaction: widen the table for the staged columns, ``clear`` the rows being
+        replaced, insert the staged rows, run ``after``."""
         types = _merged_types(base_types, files)
         fq = f"{quote(schema)}.{quote(table)}"
         with self.transaction() as con:
             target = self.evolve(con, schema, table, types)
-            _delete_days(con, fq, days)
+            clear(con, fq, target)
             self._insert_files(con, fq, files, target)
+            for sql in after:
+                con.execute(sql)
             result = self._result(con, schema, table, days)
         result.rows_written = sum(f.rows for f in files)
         return result
