@@ -53,7 +53,7 @@ def _counts(rows: list[tuple]) -> dict[str, int]:
 def nps_buckets_tie_out(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     wh = warehouse.warehouse
     needed = [(ANALYTICS_SCHEMA, "poll_events"), (RAW_SCHEMA, "poll_events"), (RAW_SCHEMA, "polls")]
-    missing = [".".join(t) for t in needed if not wh.exists(*t)]
+    missing = wh.missing([".".join(t) for t in needed])
     if missing:
         return dg.AssetCheckResult(
             passed=False, description=f"Missing {', '.join(missing)}: materialize them first."

@@ -358,3 +358,23 @@ def test_a_failing_mart_write_leaves_first_seen_and_the_mart_as_they_were(tmp_pa
     after = (_split(wh), wh.query("SELECT * FROM analytics.feature_first_seen ORDER BY ALL"))
     assert after == before  # neither the fold nor the recomputed D2 survived the failure
     assert _materialize(wh, [D1]) == {D2: 1}  # and the next run does it all
+
+
+def test_a_table_computed_before_its_upstream_fails_naming_what_to_materialize(
+    emulator, make_project
+):
+    project = make_project(emulator)
+    enriched = project.materialize(["analytics/page_events"], START, raise_on_error=False)
+    mart = project.materialize(["analytics/page_daily_metrics"], START, raise_on_error=False)
+    for result, who, needs in (
+        (enriched, "analytics/page_events", "pendo/page_events"),
+        (mart, "analytics/page_daily_metrics", "analytics/page_events"),
+    ):
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure)
+        message = failure.step_failure_data.error.message
+        assert f"{who} needs {needs}" in message, message
+        assert "materialize those assets, then this one" in message
+    assert not project.query(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'analytics'"
+    )[0][0]

@@ -68,7 +68,7 @@ def demo_note(settings: Settings) -> str:
 def require_tables(wh: Warehouse, who: str, tables: Sequence[str], then: str = "this one") -> None:
     """Fail, naming the assets to materialize, when any of ``tables`` (``schema.table``) is not
     in the warehouse yet: an empty result would look like a day without events."""
-    missing = [t for t in tables if not wh.exists(*t.split("."))]
+    missing = wh.missing(tables)
     if missing:
         keys = ", ".join(t.replace(".", "/") for t in missing)
         raise dg.Failure(

@@ -300,6 +300,17 @@ class Warehouse:
         with self.connect() as con:
             return bool(self.columns(con, schema, table))
 
+    def missing(self, tables: Sequence[str]) -> list[str]:
+        """Which of ``tables`` (``schema.table``) are not in the warehouse: one connection."""
+        with self.connect() as con:
+            present = {
+                f"{s}.{t}"
+                for s, t in con.execute(
+                    "SELECT table_schema, table_name FROM information_schema.tables"
+                ).fetchall()
+            }
+        return [t for t in tables if t not in present]
+
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with self.connect() as con:
             return con.execute(sql, params or []).fetchall()
