@@ -22,7 +22,6 @@ from pendo_assets.checks import all_checks
 from pendo_assets.clock import Clock, system_clock
 from pendo_assets.freshness import build_freshness
 from pendo_assets.instance import enable_event_batching, freeze_loaded_objects
-from pendo_assets.nps_checks import nps_checks
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import DEMO_KEY, Settings, load_settings
@@ -62,7 +61,7 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
     freshness_checks, freshness_sensor = build_freshness(settings, daily)
     return dg.Definitions(
         assets=assets,
-        asset_checks=[*all_checks(settings, clock), freshness_checks, *nps_checks()],
+        asset_checks=[*all_checks(settings, clock), freshness_checks],
         schedules=schedules,
         sensors=[*sensors, freshness_sensor],
         resources={

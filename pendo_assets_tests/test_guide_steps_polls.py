@@ -175,8 +175,8 @@ def test_nps_bucket_check_ties_out_in_a_real_run(emulator, make_project):
     """Entities, raw and enriched poll events through Dagster; the NPS check passes and the
     buckets match the emulator's answers."""
     from pendo_assets.catalog import ENTITIES
+    from pendo_assets.checks.nps import NPS_BUCKETS_TIE_OUT
     from pendo_assets.emulator.entities import entity_rows
-    from pendo_assets.nps_checks import NPS_BUCKETS_TIE_OUT
 
     project = make_project(emulator)
     assert project.materialize([f"pendo/{s.table}" for s in ENTITIES]).success

@@ -11,9 +11,14 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from pendo_assets.assets.schema import raw_schema
-from pendo_assets.assets.shared import IO_MANAGER_KEY, asset_key, demo_note, require_tables
+from pendo_assets.assets.shared import (
+    IO_MANAGER_KEY,
+    asset_key,
+    demo_note,
+    require_tables,
+    table_key,
+)
 from pendo_assets.catalog import (
-    ANALYTICS_SCHEMA,
     ENTITIES,
     HISTORY_UNTRACKED_PATTERN,
     RAW_SCHEMA,
@@ -65,7 +70,7 @@ def build_history_asset(source: Source, settings: Settings) -> dg.AssetsDefiniti
     track = settings.history_track_columns
 
     @dg.asset(
-        key=dg.AssetKey([ANALYTICS_SCHEMA, source.history]),
+        key=table_key(source.history_table),
         deps=[asset_key(source)],
         group_name=HISTORY_GROUP,
         kinds={"duckdb"},

@@ -1,6 +1,7 @@
 """Asset checks, by what they check: raw event tables (``raw_events``, with reconciliation in
 ``reconcile`` and partition bookkeeping in ``partitions``), entity tables (``entities``) and
-marts (``marts``); ``shared`` holds check names and day helpers.
+marts (``marts``, and the NPS tie-out of poll answers in ``nps``); ``shared`` holds check
+names, day helpers and the result builder.
 
 Every check runs in the run that materializes its asset, once per run: in a range run it
 covers every day of the range, lists each day's result in its metadata and, when it fails,
@@ -21,6 +22,7 @@ import dagster as dg
 from pendo_assets.catalog import ENTITIES, EVENTS
 from pendo_assets.checks.entities import build_entity_check
 from pendo_assets.checks.marts import all_mart_checks, build_mart_checks, mart_key
+from pendo_assets.checks.nps import nps_checks
 from pendo_assets.checks.raw_events import build_raw_event_checks
 from pendo_assets.clock import Clock, system_clock
 from pendo_assets.settings import Settings
@@ -40,4 +42,5 @@ def all_checks(settings: Settings, clock: Clock = system_clock) -> list[dg.Asset
         *(build_entity_check(s) for s in ENTITIES),
         *(build_raw_event_checks(s, settings, clock) for s in EVENTS),
         *all_mart_checks(),
+        *nps_checks(),
     ]
