@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pendo_assets.catalog import ENTITIES, EVENTS
-from pendo_assets.checks.entities import build_entity_check
+from pendo_assets.catalog import EVENTS
+from pendo_assets.checks.entities import build_entity_checks
 from pendo_assets.checks.marts import all_mart_checks, build_mart_checks, mart_key
 from pendo_assets.checks.nps import nps_checks
 from pendo_assets.checks.raw_events import build_raw_event_checks
@@ -29,7 +29,7 @@ from pendo_assets.settings import Settings
 
 __all__ = [
     "all_checks",
-    "build_entity_check",
+    "build_entity_checks",
     "build_mart_checks",
     "build_raw_event_checks",
     "mart_key",
@@ -39,7 +39,7 @@ __all__ = [
 def all_checks(settings: Settings, clock: Clock = system_clock) -> list[dg.AssetChecksDefinition]:
     """Every check of the project; ``clock`` decides which days are final (tests pin it)."""
     return [
-        *(build_entity_check(s) for s in ENTITIES),
+        build_entity_checks(),
         *(build_raw_event_checks(s, settings, clock) for s in EVENTS),
         *all_mart_checks(),
         *nps_checks(),
