@@ -208,12 +208,27 @@ class PendoClient:
                     st.requests += 1
                     st.max_in_flight = max(st.max_in_flight, self._in_flight)
             try:
-                return self._send(headers, body, what, parse)
+                status, data = self._send(headers, body, what)
             finally:
                 with self._lock:
                     self._in_flight -= 1
+        # Parsed once the slot is free: the bound is on requests open at Pendo, and the next
+        # request need not wait while this answer becomes a table.
+        try:
+            rows = parse(data)
+        except ValueError as exc:
+            self._count_bytes(len(data))
+            raise _Retryable(
+                f"HTTP {status} with a cut-off or non-JSON body ({str(exc)[:200]})"
+            ) from None
+        with self._lock:
+            for st in self._counted():
+                st.bytes += len(data)
+                st.rows += len(rows)
+        return rows
 
-    def _send(self, headers: dict, body: dict, what: str, parse: Callable[[bytes], Any]):
+    def _send(self, headers: dict, body: dict, what: str) -> tuple[int, bytes]:
+        """One request: its status and whole body, or the error it is."""
         url = self.base_url + AGGREGATION_PATH
         try:
             resp = self._session.post(
@@ -281,20 +296,7 @@ class PendoClient:
                 ) from None
             if count == 0:
                 raise _Retryable(f"HTTP {status} with an empty body")
-            data = b"".join(chunks)
-            del chunks
-            try:
-                rows = parse(data)
-            except ValueError as exc:
-                self._count_bytes(count)
-                raise _Retryable(
-                    f"HTTP {status} with a cut-off or non-JSON body ({str(exc)[:200]})"
-                ) from None
-            with self._lock:
-                for st in self._counted():
-                    st.bytes += count
-                    st.rows += len(rows)
-            return rows
+            return status, b"".join(chunks)
 
     def _count_bytes(self, n: int) -> None:
         with self._lock:
