@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pendo_assets.assets.shared import table_key
 from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA
 from pendo_assets.warehouse.io_manager import WarehouseResource
 from pendo_assets.warehouse.store import markdown_table
 
 NPS_BUCKETS_TIE_OUT = "nps_buckets_tie_out"
-POLL_EVENTS_KEY = dg.AssetKey([ANALYTICS_SCHEMA, "poll_events"])
+POLL_EVENTS_KEY = table_key(f"{ANALYTICS_SCHEMA}.poll_events")
 
 # Bucket of scores 0..10, by position.
 _BUCKET_OF = ["detractor"] * 7 + ["passive"] * 2 + ["promoter"] * 2
@@ -46,7 +47,8 @@ def _counts(rows: list[tuple]) -> dict[str, int]:
     asset=POLL_EVENTS_KEY,
     name=NPS_BUCKETS_TIE_OUT,
     blocking=True,
-    additional_deps=[dg.AssetKey([RAW_SCHEMA, "poll_events"]), dg.AssetKey([RAW_SCHEMA, "guides"])],
+    # pendo.polls is written by the guides asset, so table_key names that one.
+    additional_deps=[table_key(f"{RAW_SCHEMA}.poll_events"), table_key(f"{RAW_SCHEMA}.polls")],
     description="Detractor, passive and promoter counts in analytics.poll_events equal the "
     "raw NPS answers (pendo.poll_events on NPSRating polls) bucketed independently.",
 )

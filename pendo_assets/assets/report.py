@@ -15,12 +15,12 @@ from pathlib import Path
 import dagster as dg
 
 from pendo_assets.assets.marts import rollup_automation
-from pendo_assets.assets.shared import demo_note, require_tables
+from pendo_assets.assets.shared import demo_note, require_tables, table_key
 from pendo_assets.settings import DEFAULT_DUCKDB_PATH, Settings
 from pendo_assets.warehouse.io_manager import WarehouseResource
 
 REPORT_GROUP = "analytics_reports"
-REPORT_KEY = dg.AssetKey(["analytics", "usage_report"])
+REPORT_KEY = table_key("analytics.usage_report")
 WINDOW_DAYS = 30
 TOP_N = 10
 # The marts the charts read, by table. Their asset keys are the same path.
@@ -191,7 +191,7 @@ def build_report_asset(settings: Settings) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=REPORT_KEY,
-        deps=[dg.AssetKey(t.split(".")) for t in READS],
+        deps=[table_key(t) for t in READS],
         group_name=REPORT_GROUP,
         kinds={"duckdb", "matplotlib"},
         pool=settings.warehouse_pool,
