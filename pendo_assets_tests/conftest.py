@@ -18,6 +18,7 @@ import pytest
 from pendo_assets import clock
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import EmulatorServer, Faults, Subscription
+from pendo_assets.run_tags import range_tags
 from pendo_assets.settings import load_settings
 
 TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find it
@@ -136,6 +137,27 @@ class Project:
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return query(self.duckdb_path, sql, params)
 
+    def execute(self, sql: str, params: list | None = None) -> None:
+        """Change the warehouse behind the project's back (data made wrong on purpose)."""
+        con = duckdb.connect(self.duckdb_path)
+        try:
+            con.execute(sql, params or [])
+        finally:
+            con.close()
+
+    def run_checks(
+        self, key: str, start: str | None = None, end: str | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Run only the checks of ``key`` (over a partition range when given)."""
+        return dg.materialize(
+            [*(self.defs.assets or []), *(self.defs.asset_checks or [])],
+            selection=dg.AssetSelection.checks_for_assets(dg.AssetKey.from_user_string(key)),
+            resources=self.defs.resources,
+            instance=self.instance,
+            tags=range_tags(start, end) if start else {},
+            raise_on_error=False,
+        )
+
     def materialize(
         self,
         keys: list[str],
@@ -143,12 +165,7 @@ class Project:
         end: str | None = None,
         raise_on_error: bool = True,
     ) -> dg.ExecuteInProcessResult:
-        tags = {}
-        if start:
-            tags = {
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end or start,
-            }
+        tags = range_tags(start, end) if start else {}
         # Checks too, so they run with the assets they check, as in a real run.
         assets = [*(self.defs.assets or []), *(self.defs.asset_checks or [])]
         selection = [dg.AssetKey.from_user_string(k) for k in keys]

@@ -17,6 +17,7 @@ import pytest
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import Drift, EmulatorServer, Faults
+from pendo_assets.run_tags import range_tags
 from pendo_assets.settings import SettingsError, load_settings
 
 from .conftest import (
@@ -101,10 +102,7 @@ def test_backfill_through_transient_faults_equals_a_clean_run(
             selection=[dg.AssetKey.from_user_string(k) for k in RAW_KEYS],
             resources=clean_defs.resources,
             instance=inst,
-            tags={
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end,
-            },
+            tags=range_tags(start, end),
         )
     assert clean.success
     con = duckdb.connect(project.duckdb_path, read_only=True)
