@@ -17,6 +17,7 @@ import pytest
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import Drift, EmulatorServer, Faults
+from pendo_assets.pendo.days import days_between
 from pendo_assets.run_tags import range_tags
 from pendo_assets.settings import SettingsError, load_settings
 
@@ -56,11 +57,6 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
                 parts.append(info.message)
                 info = info.cause
     return "\n".join(parts)
-
-
-def days_between(first: str, last: str) -> list[date]:
-    a, b = date.fromisoformat(first), date.fromisoformat(last)
-    return [a + timedelta(days=i) for i in range((b - a).days + 1)]
 
 
 # -- 1. transient faults --------------------------------------------------------------------
