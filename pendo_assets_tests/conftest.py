@@ -5,6 +5,7 @@ warehouse and DAGSTER_HOME, and Definitions built from environment variables exa
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -190,6 +191,16 @@ def materialize_command(
     if partition_range:
         cmd += ["--partition-range", partition_range]
     return cmd
+
+
+def run_in_demo_mode(cmd: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` with this environment plus ``extra`` and no integration key (demo mode),
+    as a fresh shell would; fails the test, showing stderr, when it fails."""
+    env = {**os.environ, **extra}
+    env.pop("PENDO_INTEGRATION_KEY", None)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def project_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:
