@@ -189,6 +189,30 @@ _TAG_COLUMNS = {
     "stableVersionId": VARCHAR,
 }
 
+
+def _person(name: str, id_field: str, description: str, metadata: dict[str, str]) -> Source:
+    """Accounts and visitors: not scoped to an app, and carrying Pendo's auto visit times,
+    whose ``lastupdated`` lets a refresh ask only for rows changed since the last load."""
+    return Source(
+        name=name,
+        table=name,
+        kind="entity",
+        history=f"{name[:-1]}_history",
+        description=description,
+        columns={
+            id_field: VARCHAR,
+            **metadata,
+            "metadata.auto.firstvisit": TIMESTAMPTZ,
+            "metadata.auto.lastvisit": TIMESTAMPTZ,
+            "metadata.auto.lastupdated": TIMESTAMPTZ,
+        },
+        id_column=id_field,
+        app_scoped=False,
+        updated_field="metadata.auto.lastupdated",
+        required=(id_field,),
+    )
+
+
 # An NPS answer is a whole number 0-10 on an NPSRating poll; anything else is not a score.
 _NPS_NUMBER = "TRY_CAST(poll_response AS DOUBLE)"
 _NPS_SCORE = (
@@ -198,45 +222,23 @@ _NPS_SCORE = (
 
 SOURCES: tuple[Source, ...] = (
     # --- entities -------------------------------------------------------------------------
-    Source(
-        name="accounts",
-        table="accounts",
-        kind="entity",
-        history="account_history",
-        description="One row per Pendo account, with its agent, auto and custom metadata "
+    _person(
+        "accounts",
+        "accountId",
+        "One row per Pendo account, with its agent, auto and custom metadata "
         "flattened into columns (`metadata_agent_name`, `metadata_auto_lastvisit`, ...).",
-        columns={
-            "accountId": VARCHAR,
-            "metadata.agent.name": VARCHAR,
-            "metadata.auto.firstvisit": TIMESTAMPTZ,
-            "metadata.auto.lastvisit": TIMESTAMPTZ,
-            "metadata.auto.lastupdated": TIMESTAMPTZ,
-        },
-        id_column="accountId",
-        app_scoped=False,
-        updated_field="metadata.auto.lastupdated",
-        required=("accountId",),
+        {"metadata.agent.name": VARCHAR},
     ),
-    Source(
-        name="visitors",
-        table="visitors",
-        kind="entity",
-        history="visitor_history",
-        description="One row per Pendo visitor (identified, and anonymous `_PENDO_T_` ones "
+    _person(
+        "visitors",
+        "visitorId",
+        "One row per Pendo visitor (identified, and anonymous `_PENDO_T_` ones "
         "unless excluded), with agent, auto, per-app auto and custom metadata as columns.",
-        columns={
-            "visitorId": VARCHAR,
+        {
             "metadata.agent.email": VARCHAR,
             "metadata.auto.accountid": VARCHAR,
             "metadata.auto.accountids": JSON,
-            "metadata.auto.firstvisit": TIMESTAMPTZ,
-            "metadata.auto.lastvisit": TIMESTAMPTZ,
-            "metadata.auto.lastupdated": TIMESTAMPTZ,
         },
-        id_column="visitorId",
-        app_scoped=False,
-        updated_field="metadata.auto.lastupdated",
-        required=("visitorId",),
     ),
     Source(
         name="pages",
