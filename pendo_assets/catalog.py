@@ -80,7 +80,7 @@ class Source:
     kind: Literal["entity", "event"]
     description: str  # what one row is
     columns: dict[str, str]  # Pendo field path -> DuckDB type, for fields always present
-    id_column: str  # Pendo field of the row's own id (entities) or its subject (events)
+    id_field: str  # Pendo field of the row's own id (entities) or its subject (events)
     per_event: bool = False  # one row per event (guide/poll events), timed by browserTime
     app_scoped: bool = True  # takes appId; accounts and visitors are subscription-wide
     grain: tuple[str, ...] = ()  # Pendo fields that together identify an event row
@@ -206,7 +206,7 @@ def _person(name: str, id_field: str, description: str, metadata: dict[str, str]
             "metadata.auto.lastvisit": TIMESTAMPTZ,
             "metadata.auto.lastupdated": TIMESTAMPTZ,
         },
-        id_column=id_field,
+        id_field=id_field,
         app_scoped=False,
         updated_field="metadata.auto.lastupdated",
         required=(id_field,),
@@ -248,7 +248,7 @@ SOURCES: tuple[Source, ...] = (
         description="One row per tagged page of every app, with its product area "
         "(`group_name`) and URL rules (`rules`, JSON).",
         columns={**_TAG_COLUMNS, "rules": JSON},
-        id_column="id",
+        id_field="id",
         required=("id",),
     ),
     Source(
@@ -265,7 +265,7 @@ SOURCES: tuple[Source, ...] = (
             "isCoreEvent": BOOLEAN,
             "elementPathRules": JSON,
         },
-        id_column="id",
+        id_field="id",
         required=("id",),
         json_fields=frozenset({"eventPropertyConfigurations"}),
     ),
@@ -289,7 +289,7 @@ SOURCES: tuple[Source, ...] = (
             "steps": JSON,
             "polls": JSON,
         },
-        id_column="id",
+        id_field="id",
         required=("id",),
         json_fields=frozenset({"audience"}),
         nested=(
@@ -364,7 +364,7 @@ SOURCES: tuple[Source, ...] = (
             "lastUpdatedAt": TIMESTAMPTZ,
             "trackTypeRules": JSON,
         },
-        id_column="id",
+        id_field="id",
         required=("id",),
     ),
     # --- aggregated events -------------------------------------------------------------------
@@ -375,7 +375,7 @@ SOURCES: tuple[Source, ...] = (
         description="One row per visitor, account, app, server, IP and user agent per day: "
         "all of that visitor's activity that day (`num_events`, `num_minutes`).",
         columns=dict(_AGGREGATED_EVENT_COLUMNS),
-        id_column="visitorId",
+        id_field="visitorId",
         grain=_AGGREGATED_GRAIN,
         required=("visitorId", "day"),
         lookups=_WHO,
@@ -388,7 +388,7 @@ SOURCES: tuple[Source, ...] = (
         description="One row per visitor, account, app, page, server, IP, user agent and URL "
         "parameters per day: page views (`num_events`) and time on the page (`num_minutes`).",
         columns={**_AGGREGATED_EVENT_COLUMNS, "pageId": VARCHAR, "parameters": JSON},
-        id_column="pageId",
+        id_field="pageId",
         grain=(*_AGGREGATED_GRAIN, "pageId", "parameters"),
         required=("visitorId", "day", "pageId"),
         json_fields=frozenset({"parameters"}),
@@ -406,7 +406,7 @@ SOURCES: tuple[Source, ...] = (
         description="One row per visitor, account, app, feature, server, IP and user agent "
         "per day: clicks on the feature (`num_events`).",
         columns={**_AGGREGATED_EVENT_COLUMNS, "featureId": VARCHAR},
-        id_column="featureId",
+        id_field="featureId",
         grain=(*_AGGREGATED_GRAIN, "featureId"),
         required=("visitorId", "day", "featureId"),
         lookups=(
@@ -428,7 +428,7 @@ SOURCES: tuple[Source, ...] = (
         description="One row per visitor, account, app, track type, server, IP and user agent "
         "per day: custom track events sent with `pendo.track()` (`num_events`).",
         columns={**_AGGREGATED_EVENT_COLUMNS, "trackTypeId": VARCHAR, "properties": JSON},
-        id_column="trackTypeId",
+        id_field="trackTypeId",
         grain=(*_AGGREGATED_GRAIN, "trackTypeId", "properties"),
         required=("visitorId", "day", "trackTypeId"),
         json_fields=frozenset({"properties"}),
@@ -445,7 +445,7 @@ SOURCES: tuple[Source, ...] = (
         description=f"One row per guide interaction ({', '.join(GUIDE_EVENT_TYPES)}, ...), "
         "timed by the browser (`browser_time`).",
         columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
-        id_column="guideId",
+        id_field="guideId",
         grain=_RAW_GRAIN,
         required=("visitorId", "browserTime", "type", "guideId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
@@ -459,7 +459,7 @@ SOURCES: tuple[Source, ...] = (
         description="One row per poll answer (NPS score or free text in `poll_response`), "
         "timed by the browser (`browser_time`).",
         columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
-        id_column="pollId",
+        id_field="pollId",
         grain=(*_RAW_GRAIN, "pollId"),
         required=("visitorId", "browserTime", "guideId", "pollId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
