@@ -213,6 +213,38 @@ def _person(name: str, id_field: str, description: str, metadata: dict[str, str]
     )
 
 
+def _tag_events(
+    name: str,
+    table: str,
+    description: str,
+    tag_field: str,
+    lookups: tuple[Lookup, ...],
+    json_field: str | None = None,
+) -> Source:
+    """Aggregated events of one kind of tag (pages, features, track types): the events grain
+    plus the tag's id and, for some, a JSON object that also splits rows. The source is asked
+    for ``{tag_field: null}``: every tag of that kind."""
+    extra = (json_field,) if json_field else ()
+    return Source(
+        name=name,
+        table=table,
+        kind="event",
+        description=description,
+        columns={
+            **_AGGREGATED_EVENT_COLUMNS,
+            tag_field: VARCHAR,
+            **{f: JSON for f in extra},
+        },
+        id_field=tag_field,
+        grain=(*_AGGREGATED_GRAIN, tag_field, *extra),
+        required=("visitorId", "day", tag_field),
+        json_fields=frozenset(extra),
+        lookups=(*_WHO, *lookups),
+        params={tag_field: None},
+        takes_exclude_list=True,
+    )
+
+
 # An NPS answer is a whole number 0-10 on an NPSRating poll; anything else is not a score.
 _NPS_NUMBER = "TRY_CAST(poll_response AS DOUBLE)"
 _NPS_SCORE = (
@@ -381,36 +413,22 @@ SOURCES: tuple[Source, ...] = (
         lookups=_WHO,
         takes_exclude_list=True,
     ),
-    Source(
-        name="pageEvents",
-        table="page_events",
-        kind="event",
-        description="One row per visitor, account, app, page, server, IP, user agent and URL "
+    _tag_events(
+        "pageEvents",
+        "page_events",
+        "One row per visitor, account, app, page, server, IP, user agent and URL "
         "parameters per day: page views (`num_events`) and time on the page (`num_minutes`).",
-        columns={**_AGGREGATED_EVENT_COLUMNS, "pageId": VARCHAR, "parameters": JSON},
-        id_field="pageId",
-        grain=(*_AGGREGATED_GRAIN, "pageId", "parameters"),
-        required=("visitorId", "day", "pageId"),
-        json_fields=frozenset({"parameters"}),
-        lookups=(
-            *_WHO,
-            Lookup("page_id", "pages", {"page_name": "name", "group_name": "group_name"}),
-        ),
-        params={"pageId": None},
-        takes_exclude_list=True,
+        "pageId",
+        json_field="parameters",
+        lookups=(Lookup("page_id", "pages", {"page_name": "name", "group_name": "group_name"}),),
     ),
-    Source(
-        name="featureEvents",
-        table="feature_events",
-        kind="event",
-        description="One row per visitor, account, app, feature, server, IP and user agent "
+    _tag_events(
+        "featureEvents",
+        "feature_events",
+        "One row per visitor, account, app, feature, server, IP and user agent "
         "per day: clicks on the feature (`num_events`).",
-        columns={**_AGGREGATED_EVENT_COLUMNS, "featureId": VARCHAR},
-        id_field="featureId",
-        grain=(*_AGGREGATED_GRAIN, "featureId"),
-        required=("visitorId", "day", "featureId"),
+        "featureId",
         lookups=(
-            *_WHO,
             Lookup(
                 "feature_id",
                 "features",
@@ -418,23 +436,15 @@ SOURCES: tuple[Source, ...] = (
             ),
             Lookup("page_id", "pages", {"page_name": "name"}),
         ),
-        params={"featureId": None},
-        takes_exclude_list=True,
     ),
-    Source(
-        name="trackEvents",
-        table="track_events",
-        kind="event",
-        description="One row per visitor, account, app, track type, server, IP and user agent "
+    _tag_events(
+        "trackEvents",
+        "track_events",
+        "One row per visitor, account, app, track type, server, IP and user agent "
         "per day: custom track events sent with `pendo.track()` (`num_events`).",
-        columns={**_AGGREGATED_EVENT_COLUMNS, "trackTypeId": VARCHAR, "properties": JSON},
-        id_field="trackTypeId",
-        grain=(*_AGGREGATED_GRAIN, "trackTypeId", "properties"),
-        required=("visitorId", "day", "trackTypeId"),
-        json_fields=frozenset({"properties"}),
-        lookups=(*_WHO, Lookup("track_type_id", "track_types", {"track_type_name": "name"})),
-        params={"trackTypeId": None},
-        takes_exclude_list=True,
+        "trackTypeId",
+        json_field="properties",
+        lookups=(Lookup("track_type_id", "track_types", {"track_type_name": "name"}),),
     ),
     # --- raw events --------------------------------------------------------------------------
     Source(
