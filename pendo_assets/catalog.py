@@ -135,7 +135,7 @@ _AGGREGATED_EVENT_COLUMNS = {
 AGGREGATED_MEASURES = ("numEvents", "numMinutes", "firstTime", "lastTime")
 _AGGREGATED_GRAIN = ("visitorId", "accountId", "appId", "day", "server", "remoteIp", "userAgent")
 
-_RAW_EVENT_COLUMNS = {
+_PER_EVENT_COLUMNS = {
     "visitorId": VARCHAR,
     "accountId": VARCHAR,
     "accountIds": JSON,
@@ -163,7 +163,15 @@ def guide_count_column(event_type: str, prefix: str = "count") -> str:
     return f"{prefix}_guide_{event_type.removeprefix('guide').lower()}"
 
 
-_RAW_GRAIN = ("visitorId", "accountId", "appId", "browserTime", "type", "guideId", "guideStepId")
+_PER_EVENT_GRAIN = (
+    "visitorId",
+    "accountId",
+    "appId",
+    "browserTime",
+    "type",
+    "guideId",
+    "guideStepId",
+)
 
 _WHO = (
     Lookup("account_id", "accounts", {"account_name": "metadata_agent_name"}),
@@ -446,7 +454,7 @@ SOURCES: tuple[Source, ...] = (
         json_field="properties",
         lookups=(Lookup("track_type_id", "track_types", {"track_type_name": "name"}),),
     ),
-    # --- raw events --------------------------------------------------------------------------
+    # --- per-event sources: one row per event, not per day --------------------------------
     Source(
         name="guideEvents",
         table="guide_events",
@@ -454,9 +462,9 @@ SOURCES: tuple[Source, ...] = (
         per_event=True,
         description=f"One row per guide interaction ({', '.join(GUIDE_EVENT_TYPES)}, ...), "
         "timed by the browser (`browser_time`).",
-        columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
+        columns={**_PER_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
         id_field="guideId",
-        grain=_RAW_GRAIN,
+        grain=_PER_EVENT_GRAIN,
         required=("visitorId", "browserTime", "type", "guideId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,
@@ -468,9 +476,9 @@ SOURCES: tuple[Source, ...] = (
         per_event=True,
         description="One row per poll answer (NPS score or free text in `poll_response`), "
         "timed by the browser (`browser_time`).",
-        columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
+        columns={**_PER_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
         id_field="pollId",
-        grain=(*_RAW_GRAIN, "pollId"),
+        grain=(*_PER_EVENT_GRAIN, "pollId"),
         required=("visitorId", "browserTime", "guideId", "pollId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,

@@ -101,7 +101,7 @@ def test_all_apps_are_loaded(loaded, subscription):
 
 def test_days_are_subscription_local(loaded, subscription):
     project, _ = loaded
-    # browser_time of raw events falls inside the local day the row is filed under.
+    # browser_time of per-event rows falls inside the local day the row is filed under.
     rows = project.query(
         "SELECT day, browser_time FROM pendo.guide_events",
     )
