@@ -249,6 +249,7 @@ def dagster_bookkeeping(home: str, days: int, assets: int, batched: bool) -> dic
     import dagster as dg
 
     from pendo_assets.instance import write_local_config
+    from pendo_assets.run_tags import range_tags
 
     os.environ["DAGSTER_EVENT_BATCH_SIZE"] = "1000" if batched else "0"
     if batched:
@@ -284,10 +285,7 @@ def dagster_bookkeeping(home: str, days: int, assets: int, batched: bool) -> dic
             defs,
             instance=instance,
             resources={"io_manager": NoIO()},
-            tags={
-                "dagster/asset_partition_range_start": first.isoformat(),
-                "dagster/asset_partition_range_end": last,
-            },
+            tags=range_tags(first.isoformat(), last),
         )
         seconds = time.perf_counter() - started
         n = len(instance.get_materialized_partitions(dg.AssetKey("a0")))

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 import dagster as dg
 import requests
 
-from pendo_assets.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
+from pendo_assets.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, range_tags
 from pendo_assets.settings import Settings
 
 REFRESH_JOB = "pendo_daily_refresh"
@@ -150,7 +150,7 @@ def build_refresh_schedule(
         return dg.RunRequest(
             run_key=f"lookback-{start}-{end}",
             asset_selection=selection,
-            tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
+            tags=range_tags(start, end),
         )
 
     return _refresh

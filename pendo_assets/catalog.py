@@ -80,7 +80,7 @@ class Source:
     kind: Literal["entity", "event"]
     description: str  # what one row is
     columns: dict[str, str]  # Pendo field path -> DuckDB type, for fields always present
-    id_column: str  # Pendo field of the row's own id (entities) or its subject (events)
+    id_field: str  # Pendo field of the row's own id (entities) or its subject (events)
     per_event: bool = False  # one row per event (guide/poll events), timed by browserTime
     app_scoped: bool = True  # takes appId; accounts and visitors are subscription-wide
     grain: tuple[str, ...] = ()  # Pendo fields that together identify an event row
@@ -135,7 +135,7 @@ _AGGREGATED_EVENT_COLUMNS = {
 AGGREGATED_MEASURES = ("numEvents", "numMinutes", "firstTime", "lastTime")
 _AGGREGATED_GRAIN = ("visitorId", "accountId", "appId", "day", "server", "remoteIp", "userAgent")
 
-_RAW_EVENT_COLUMNS = {
+_PER_EVENT_COLUMNS = {
     "visitorId": VARCHAR,
     "accountId": VARCHAR,
     "accountIds": JSON,
@@ -163,7 +163,15 @@ def guide_count_column(event_type: str, prefix: str = "count") -> str:
     return f"{prefix}_guide_{event_type.removeprefix('guide').lower()}"
 
 
-_RAW_GRAIN = ("visitorId", "accountId", "appId", "browserTime", "type", "guideId", "guideStepId")
+_PER_EVENT_GRAIN = (
+    "visitorId",
+    "accountId",
+    "appId",
+    "browserTime",
+    "type",
+    "guideId",
+    "guideStepId",
+)
 
 _WHO = (
     Lookup("account_id", "accounts", {"account_name": "metadata_agent_name"}),
@@ -189,6 +197,62 @@ _TAG_COLUMNS = {
     "stableVersionId": VARCHAR,
 }
 
+
+def _person(name: str, id_field: str, description: str, metadata: dict[str, str]) -> Source:
+    """Accounts and visitors: not scoped to an app, and carrying Pendo's auto visit times,
+    whose ``lastupdated`` lets a refresh ask only for rows changed since the last load."""
+    return Source(
+        name=name,
+        table=name,
+        kind="entity",
+        history=f"{name[:-1]}_history",
+        description=description,
+        columns={
+            id_field: VARCHAR,
+            **metadata,
+            "metadata.auto.firstvisit": TIMESTAMPTZ,
+            "metadata.auto.lastvisit": TIMESTAMPTZ,
+            "metadata.auto.lastupdated": TIMESTAMPTZ,
+        },
+        id_field=id_field,
+        app_scoped=False,
+        updated_field="metadata.auto.lastupdated",
+        required=(id_field,),
+    )
+
+
+def _tag_events(
+    name: str,
+    table: str,
+    description: str,
+    tag_field: str,
+    lookups: tuple[Lookup, ...],
+    json_field: str | None = None,
+) -> Source:
+    """Aggregated events of one kind of tag (pages, features, track types): the events grain
+    plus the tag's id and, for some, a JSON object that also splits rows. The source is asked
+    for ``{tag_field: null}``: every tag of that kind."""
+    extra = (json_field,) if json_field else ()
+    return Source(
+        name=name,
+        table=table,
+        kind="event",
+        description=description,
+        columns={
+            **_AGGREGATED_EVENT_COLUMNS,
+            tag_field: VARCHAR,
+            **{f: JSON for f in extra},
+        },
+        id_field=tag_field,
+        grain=(*_AGGREGATED_GRAIN, tag_field, *extra),
+        required=("visitorId", "day", tag_field),
+        json_fields=frozenset(extra),
+        lookups=(*_WHO, *lookups),
+        params={tag_field: None},
+        takes_exclude_list=True,
+    )
+
+
 # An NPS answer is a whole number 0-10 on an NPSRating poll; anything else is not a score.
 _NPS_NUMBER = "TRY_CAST(poll_response AS DOUBLE)"
 _NPS_SCORE = (
@@ -198,45 +262,23 @@ _NPS_SCORE = (
 
 SOURCES: tuple[Source, ...] = (
     # --- entities -------------------------------------------------------------------------
-    Source(
-        name="accounts",
-        table="accounts",
-        kind="entity",
-        history="account_history",
-        description="One row per Pendo account, with its agent, auto and custom metadata "
+    _person(
+        "accounts",
+        "accountId",
+        "One row per Pendo account, with its agent, auto and custom metadata "
         "flattened into columns (`metadata_agent_name`, `metadata_auto_lastvisit`, ...).",
-        columns={
-            "accountId": VARCHAR,
-            "metadata.agent.name": VARCHAR,
-            "metadata.auto.firstvisit": TIMESTAMPTZ,
-            "metadata.auto.lastvisit": TIMESTAMPTZ,
-            "metadata.auto.lastupdated": TIMESTAMPTZ,
-        },
-        id_column="accountId",
-        app_scoped=False,
-        updated_field="metadata.auto.lastupdated",
-        required=("accountId",),
+        {"metadata.agent.name": VARCHAR},
     ),
-    Source(
-        name="visitors",
-        table="visitors",
-        kind="entity",
-        history="visitor_history",
-        description="One row per Pendo visitor (identified, and anonymous `_PENDO_T_` ones "
+    _person(
+        "visitors",
+        "visitorId",
+        "One row per Pendo visitor (identified, and anonymous `_PENDO_T_` ones "
         "unless excluded), with agent, auto, per-app auto and custom metadata as columns.",
-        columns={
-            "visitorId": VARCHAR,
+        {
             "metadata.agent.email": VARCHAR,
             "metadata.auto.accountid": VARCHAR,
             "metadata.auto.accountids": JSON,
-            "metadata.auto.firstvisit": TIMESTAMPTZ,
-            "metadata.auto.lastvisit": TIMESTAMPTZ,
-            "metadata.auto.lastupdated": TIMESTAMPTZ,
         },
-        id_column="visitorId",
-        app_scoped=False,
-        updated_field="metadata.auto.lastupdated",
-        required=("visitorId",),
     ),
     Source(
         name="pages",
@@ -246,7 +288,7 @@ SOURCES: tuple[Source, ...] = (
         description="One row per tagged page of every app, with its product area "
         "(`group_name`) and URL rules (`rules`, JSON).",
         columns={**_TAG_COLUMNS, "rules": JSON},
-        id_column="id",
+        id_field="id",
         required=("id",),
     ),
     Source(
@@ -263,7 +305,7 @@ SOURCES: tuple[Source, ...] = (
             "isCoreEvent": BOOLEAN,
             "elementPathRules": JSON,
         },
-        id_column="id",
+        id_field="id",
         required=("id",),
         json_fields=frozenset({"eventPropertyConfigurations"}),
     ),
@@ -287,7 +329,7 @@ SOURCES: tuple[Source, ...] = (
             "steps": JSON,
             "polls": JSON,
         },
-        id_column="id",
+        id_field="id",
         required=("id",),
         json_fields=frozenset({"audience"}),
         nested=(
@@ -362,7 +404,7 @@ SOURCES: tuple[Source, ...] = (
             "lastUpdatedAt": TIMESTAMPTZ,
             "trackTypeRules": JSON,
         },
-        id_column="id",
+        id_field="id",
         required=("id",),
     ),
     # --- aggregated events -------------------------------------------------------------------
@@ -373,42 +415,28 @@ SOURCES: tuple[Source, ...] = (
         description="One row per visitor, account, app, server, IP and user agent per day: "
         "all of that visitor's activity that day (`num_events`, `num_minutes`).",
         columns=dict(_AGGREGATED_EVENT_COLUMNS),
-        id_column="visitorId",
+        id_field="visitorId",
         grain=_AGGREGATED_GRAIN,
         required=("visitorId", "day"),
         lookups=_WHO,
         takes_exclude_list=True,
     ),
-    Source(
-        name="pageEvents",
-        table="page_events",
-        kind="event",
-        description="One row per visitor, account, app, page, server, IP, user agent and URL "
+    _tag_events(
+        "pageEvents",
+        "page_events",
+        "One row per visitor, account, app, page, server, IP, user agent and URL "
         "parameters per day: page views (`num_events`) and time on the page (`num_minutes`).",
-        columns={**_AGGREGATED_EVENT_COLUMNS, "pageId": VARCHAR, "parameters": JSON},
-        id_column="pageId",
-        grain=(*_AGGREGATED_GRAIN, "pageId", "parameters"),
-        required=("visitorId", "day", "pageId"),
-        json_fields=frozenset({"parameters"}),
-        lookups=(
-            *_WHO,
-            Lookup("page_id", "pages", {"page_name": "name", "group_name": "group_name"}),
-        ),
-        params={"pageId": None},
-        takes_exclude_list=True,
+        "pageId",
+        json_field="parameters",
+        lookups=(Lookup("page_id", "pages", {"page_name": "name", "group_name": "group_name"}),),
     ),
-    Source(
-        name="featureEvents",
-        table="feature_events",
-        kind="event",
-        description="One row per visitor, account, app, feature, server, IP and user agent "
+    _tag_events(
+        "featureEvents",
+        "feature_events",
+        "One row per visitor, account, app, feature, server, IP and user agent "
         "per day: clicks on the feature (`num_events`).",
-        columns={**_AGGREGATED_EVENT_COLUMNS, "featureId": VARCHAR},
-        id_column="featureId",
-        grain=(*_AGGREGATED_GRAIN, "featureId"),
-        required=("visitorId", "day", "featureId"),
+        "featureId",
         lookups=(
-            *_WHO,
             Lookup(
                 "feature_id",
                 "features",
@@ -416,25 +444,17 @@ SOURCES: tuple[Source, ...] = (
             ),
             Lookup("page_id", "pages", {"page_name": "name"}),
         ),
-        params={"featureId": None},
-        takes_exclude_list=True,
     ),
-    Source(
-        name="trackEvents",
-        table="track_events",
-        kind="event",
-        description="One row per visitor, account, app, track type, server, IP and user agent "
+    _tag_events(
+        "trackEvents",
+        "track_events",
+        "One row per visitor, account, app, track type, server, IP and user agent "
         "per day: custom track events sent with `pendo.track()` (`num_events`).",
-        columns={**_AGGREGATED_EVENT_COLUMNS, "trackTypeId": VARCHAR, "properties": JSON},
-        id_column="trackTypeId",
-        grain=(*_AGGREGATED_GRAIN, "trackTypeId", "properties"),
-        required=("visitorId", "day", "trackTypeId"),
-        json_fields=frozenset({"properties"}),
-        lookups=(*_WHO, Lookup("track_type_id", "track_types", {"track_type_name": "name"})),
-        params={"trackTypeId": None},
-        takes_exclude_list=True,
+        "trackTypeId",
+        json_field="properties",
+        lookups=(Lookup("track_type_id", "track_types", {"track_type_name": "name"}),),
     ),
-    # --- raw events --------------------------------------------------------------------------
+    # --- per-event sources: one row per event, not per day --------------------------------
     Source(
         name="guideEvents",
         table="guide_events",
@@ -442,9 +462,9 @@ SOURCES: tuple[Source, ...] = (
         per_event=True,
         description=f"One row per guide interaction ({', '.join(GUIDE_EVENT_TYPES)}, ...), "
         "timed by the browser (`browser_time`).",
-        columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
-        id_column="guideId",
-        grain=_RAW_GRAIN,
+        columns={**_PER_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
+        id_field="guideId",
+        grain=_PER_EVENT_GRAIN,
         required=("visitorId", "browserTime", "type", "guideId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,
@@ -456,9 +476,9 @@ SOURCES: tuple[Source, ...] = (
         per_event=True,
         description="One row per poll answer (NPS score or free text in `poll_response`), "
         "timed by the browser (`browser_time`).",
-        columns={**_RAW_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
-        id_column="pollId",
-        grain=(*_RAW_GRAIN, "pollId"),
+        columns={**_PER_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
+        id_field="pollId",
+        grain=(*_PER_EVENT_GRAIN, "pollId"),
         required=("visitorId", "browserTime", "guideId", "pollId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
         takes_exclude_list=True,

@@ -22,7 +22,7 @@ ENTITY_KEY = "__id"
 
 
 def entity_id_column(entity: Source) -> str:
-    return column_names([entity.id_column])[entity.id_column]
+    return column_names([entity.id_field])[entity.id_field]
 
 
 def lookup_id_column(table: str) -> str:

@@ -5,6 +5,7 @@ warehouse and DAGSTER_HOME, and Definitions built from environment variables exa
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import pytest
 from pendo_assets import clock
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import EmulatorServer, Faults, Subscription
+from pendo_assets.run_tags import range_tags
 from pendo_assets.settings import load_settings
 
 TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find it
@@ -136,6 +138,27 @@ class Project:
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         return query(self.duckdb_path, sql, params)
 
+    def execute(self, sql: str, params: list | None = None) -> None:
+        """Change the warehouse behind the project's back (data made wrong on purpose)."""
+        con = duckdb.connect(self.duckdb_path)
+        try:
+            con.execute(sql, params or [])
+        finally:
+            con.close()
+
+    def run_checks(
+        self, key: str, start: str | None = None, end: str | None = None
+    ) -> dg.ExecuteInProcessResult:
+        """Run only the checks of ``key`` (over a partition range when given)."""
+        return dg.materialize(
+            [*(self.defs.assets or []), *(self.defs.asset_checks or [])],
+            selection=dg.AssetSelection.checks_for_assets(dg.AssetKey.from_user_string(key)),
+            resources=self.defs.resources,
+            instance=self.instance,
+            tags=range_tags(start, end) if start else {},
+            raise_on_error=False,
+        )
+
     def materialize(
         self,
         keys: list[str],
@@ -143,12 +166,7 @@ class Project:
         end: str | None = None,
         raise_on_error: bool = True,
     ) -> dg.ExecuteInProcessResult:
-        tags = {}
-        if start:
-            tags = {
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end or start,
-            }
+        tags = range_tags(start, end) if start else {}
         # Checks too, so they run with the assets they check, as in a real run.
         assets = [*(self.defs.assets or []), *(self.defs.asset_checks or [])]
         selection = [dg.AssetKey.from_user_string(k) for k in keys]
@@ -173,6 +191,16 @@ def materialize_command(
     if partition_range:
         cmd += ["--partition-range", partition_range]
     return cmd
+
+
+def run_in_demo_mode(cmd: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` with this environment plus ``extra`` and no integration key (demo mode),
+    as a fresh shell would; fails the test, showing stderr, when it fails."""
+    env = {**os.environ, **extra}
+    env.pop("PENDO_INTEGRATION_KEY", None)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 def project_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -57,9 +57,9 @@ def test_runs_succeed(loaded):
 def test_entity_tables_hold_exactly_the_emulators_entities(loaded, subscription, source):
     project, _ = loaded
     expected = subscription.entities(source.name)
-    id_col = {"accountId": "account_id", "visitorId": "visitor_id", "id": "id"}[source.id_column]
+    id_col = {"accountId": "account_id", "visitorId": "visitor_id", "id": "id"}[source.id_field]
     got = [r[0] for r in project.query(f"SELECT {id_col} FROM pendo.{source.table}")]
-    assert Counter(got) == Counter(r[source.id_column] for r in expected)
+    assert Counter(got) == Counter(r[source.id_field] for r in expected)
 
 
 def test_visitor_metadata_lands_in_columns(loaded, subscription):
@@ -101,7 +101,7 @@ def test_all_apps_are_loaded(loaded, subscription):
 
 def test_days_are_subscription_local(loaded, subscription):
     project, _ = loaded
-    # browser_time of raw events falls inside the local day the row is filed under.
+    # browser_time of per-event rows falls inside the local day the row is filed under.
     rows = project.query(
         "SELECT day, browser_time FROM pendo.guide_events",
     )

@@ -24,22 +24,9 @@ DAY1, DAY2, DAY3 = "2026-10-06", "2026-10-07", "2026-10-08"
 ENTITY_KEYS = [f"pendo/{s.table}" for s in ENTITIES]
 
 
-def run_checks(project, key: str, start: str | None = None, end: str | None = None):
-    """Run only the checks of ``key`` (over a partition range when given)."""
-    tags = {}
-    if start:
-        tags = {
-            "dagster/asset_partition_range_start": start,
-            "dagster/asset_partition_range_end": end or start,
-        }
-    return dg.materialize(
-        [*project.defs.assets, *project.defs.asset_checks],
-        selection=dg.AssetSelection.checks_for_assets(dg.AssetKey.from_user_string(key)),
-        resources=project.defs.resources,
-        instance=project.instance,
-        tags=tags,
-        raise_on_error=False,
-    )
+def first_row(table: str) -> str:
+    """A WHERE condition that picks one row of ``table`` on the day bound to ``?``."""
+    return f"rowid = (SELECT min(rowid) FROM {table} WHERE day = ?)"
 
 
 def evaluation(result, key: str, name: str):
@@ -50,14 +37,6 @@ def evaluation(result, key: str, name: str):
     ]
     assert len(found) == 1, (key, name, result.get_asset_check_evaluations())
     return found[0]
-
-
-def execute(project, sql: str, params=None) -> None:
-    con = duckdb.connect(project.duckdb_path)
-    try:
-        con.execute(sql, params or [])
-    finally:
-        con.close()
 
 
 @pytest.fixture()
@@ -72,12 +51,11 @@ def loaded(emulator, make_project):
 
 
 def test_a_duplicated_row_fails_the_grain_check(loaded):
-    execute(
-        loaded,
+    loaded.execute(
         "INSERT INTO pendo.page_events SELECT * FROM pendo.page_events WHERE day = ? LIMIT 1",
         [DAY2],
     )
-    result = run_checks(loaded, "pendo/page_events", DAY1, DAY2)
+    result = loaded.run_checks("pendo/page_events", DAY1, DAY2)
     grain = evaluation(result, "pendo/page_events", "grain_is_unique")
     assert not grain.passed and grain.severity == dg.AssetCheckSeverity.ERROR
     assert grain.metadata["failed_days"].value == [DAY2]
@@ -88,13 +66,8 @@ def test_a_duplicated_row_fails_the_grain_check(loaded):
 
 
 def test_a_dropped_row_fails_reconciliation_naming_the_day(loaded):
-    execute(
-        loaded,
-        "DELETE FROM pendo.page_events WHERE rowid = (SELECT min(rowid) FROM pendo.page_events "
-        "WHERE day = ?)",
-        [DAY1],
-    )
-    result = run_checks(loaded, "pendo/page_events", DAY1, DAY2)
+    loaded.execute(f"DELETE FROM pendo.page_events WHERE {first_row('pendo.page_events')}", [DAY1])
+    result = loaded.run_checks("pendo/page_events", DAY1, DAY2)
     recon = evaluation(result, "pendo/page_events", "reconciles_with_pendo")
     assert not recon.passed
     assert recon.metadata["failed_days"].value == [DAY1]
@@ -105,13 +78,11 @@ def test_a_dropped_row_fails_reconciliation_naming_the_day(loaded):
 
 
 def test_a_null_required_id_fails(loaded):
-    execute(
-        loaded,
-        "UPDATE pendo.page_events SET page_id = NULL WHERE rowid = "
-        "(SELECT min(rowid) FROM pendo.page_events WHERE day = ?)",
+    loaded.execute(
+        f"UPDATE pendo.page_events SET page_id = NULL WHERE {first_row('pendo.page_events')}",
         [DAY2],
     )
-    result = run_checks(loaded, "pendo/page_events", DAY1, DAY2)
+    result = loaded.run_checks("pendo/page_events", DAY1, DAY2)
     req = evaluation(result, "pendo/page_events", "required_ids_present")
     assert not req.passed and req.metadata["failed_days"].value == [DAY2]
 
@@ -128,11 +99,11 @@ def test_a_missing_day_warns_naming_it(loaded):
 
 
 def test_unknown_ids_warn_above_the_threshold_only(loaded):
-    result = run_checks(loaded, "pendo/page_events", DAY1, DAY2)
+    result = loaded.run_checks("pendo/page_events", DAY1, DAY2)
     known = evaluation(result, "pendo/page_events", "known_ids_share")
     assert known.passed and 0 < known.metadata["unknown_share"].value <= 0.05  # deleted tags
-    execute(loaded, "DELETE FROM pendo.pages WHERE id IN (SELECT id FROM pendo.pages LIMIT 6)")
-    result = run_checks(loaded, "pendo/page_events", DAY1, DAY2)
+    loaded.execute("DELETE FROM pendo.pages WHERE id IN (SELECT id FROM pendo.pages LIMIT 6)")
+    result = loaded.run_checks("pendo/page_events", DAY1, DAY2)
     unknown = evaluation(result, "pendo/page_events", "known_ids_share")
     assert not unknown.passed and unknown.severity == dg.AssetCheckSeverity.WARN
     assert unknown.metadata["unknown_share"].value > 0.05
@@ -140,8 +111,8 @@ def test_unknown_ids_warn_above_the_threshold_only(loaded):
 
 
 def test_a_duplicated_entity_id_fails(loaded):
-    execute(loaded, "INSERT INTO pendo.accounts SELECT * FROM pendo.accounts LIMIT 1")
-    result = run_checks(loaded, "pendo/accounts")
+    loaded.execute("INSERT INTO pendo.accounts SELECT * FROM pendo.accounts LIMIT 1")
+    result = loaded.run_checks("pendo/accounts")
     dup = evaluation(result, "pendo/accounts", "ids_are_unique")
     assert not dup.passed and len(dup.metadata["duplicated_ids"].value) == 1
 
@@ -149,13 +120,9 @@ def test_a_duplicated_entity_id_fails(loaded):
 def test_a_mart_that_lost_a_row_fails_its_tie_out(loaded):
     keys = ["analytics/page_events", "analytics/page_daily_metrics"]
     assert loaded.materialize(keys, DAY1, DAY2).success
-    execute(
-        loaded,
-        "DELETE FROM analytics.page_daily_metrics WHERE rowid = "
-        "(SELECT min(rowid) FROM analytics.page_daily_metrics WHERE day = ?)",
-        [DAY2],
-    )
-    result = run_checks(loaded, "analytics/page_daily_metrics", DAY1, DAY2)
+    mart = "analytics.page_daily_metrics"
+    loaded.execute(f"DELETE FROM {mart} WHERE {first_row(mart)}", [DAY2])
+    result = loaded.run_checks("analytics/page_daily_metrics", DAY1, DAY2)
     tie = evaluation(result, "analytics/page_daily_metrics", "ties_out_with_raw")
     assert not tie.passed and tie.metadata["failed_days"].value == [DAY2]
 

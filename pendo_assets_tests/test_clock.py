@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 from datetime import date
 
@@ -15,7 +14,7 @@ import pytest
 from pendo_assets import clock
 from pendo_assets.settings import SettingsError, load_settings
 
-from .conftest import TODAY
+from .conftest import TODAY, run_in_demo_mode
 from .ui_server import REPO_ROOT
 
 PROBE = """
@@ -56,22 +55,13 @@ def test_the_suite_runs_on_its_pinned_today(monkeypatch):
     reason="already under faketime (make test-future): this test shifts the clock itself",
 )
 def test_a_machine_clock_a_year_ahead_changes_nothing_pinned(tmp_path):
-    env = {
-        **os.environ,
-        "FAKETIME_DONT_FAKE_MONOTONIC": "1",
-        "PYTHONPATH": str(REPO_ROOT / "pendo_assets_tests" / "future"),
-        "PROBE_DB": str(tmp_path / "w.duckdb"),
-    }
-    env.pop("PENDO_INTEGRATION_KEY", None)
-    proc = subprocess.run(
+    proc = run_in_demo_mode(
         ["faketime", "-f", "+365d", sys.executable, "-c", PROBE],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO_ROOT,
+        REPO_ROOT,
+        FAKETIME_DONT_FAKE_MONOTONIC="1",
+        PYTHONPATH=str(REPO_ROOT / "pendo_assets_tests" / "future"),
+        PROBE_DB=str(tmp_path / "w.duckdb"),
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout.strip().splitlines()[-1])
     assert seen["machine_year"] == date.today().year + 1  # faketime did move the machine clock
     assert seen == {

@@ -23,13 +23,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
 
 from pendo_assets.catalog import SOURCES_BY_TABLE
+from pendo_assets.pendo.days import days_between
 from pendo_assets.settings import load_settings
 from pendo_assets_tests.ui_server import LAUNCH_BACKFILL, REPO_ROOT, DagsterDev, free_port
 
@@ -140,11 +140,6 @@ def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         )
 
 
-def days(first: str, last: str) -> list[date]:
-    d0, d1 = date.fromisoformat(first), date.fromisoformat(last)
-    return [d0 + timedelta(days=i) for i in range((d1 - d0).days + 1)]
-
-
 def test_two_backfills_on_postgres_with_the_daemon_keep_one_writer_per_database(
     emulator, subscription, postgres, tmp_path
 ):
@@ -237,7 +232,7 @@ def test_two_backfills_on_postgres_with_the_daemon_keep_one_writer_per_database(
     for first, last in RANGES:
         for table in TABLES:
             source = SOURCES_BY_TABLE[table]
-            span = days(first, last)
+            span = days_between(first, last)
             assert loaded(env["PENDO_DUCKDB_PATH"], source, span) == day_truth(
                 subscription, source, span
             ), (table, first, last)

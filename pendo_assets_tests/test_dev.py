@@ -1,14 +1,12 @@
 """`make dev`'s launcher: demo mode only without a key; the demo settings load cleanly; the
 `dagster` CLI loads the project quietly."""
 
-import os
-import subprocess
 import sys
 
 from pendo_assets.dev import DEMO_KEY, DEMO_TIMEZONE, demo_env, effective_env, needs_emulator
 from pendo_assets.settings import DEMO_HISTORY_DAYS, load_settings
 
-from .conftest import TODAY
+from .conftest import TODAY, run_in_demo_mode
 
 
 def test_a_key_means_no_emulator():
@@ -38,30 +36,13 @@ def test_a_key_kept_in_dotenv_is_not_demo_mode(tmp_path):
 
 def test_the_dagster_cli_loads_the_project_without_a_warning_flood(tmp_path):
     """No BetaWarning (17 about backfill_policy before pendo_assets.quiet) when the CLI loads us."""
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(tmp_path),
-        "PENDO_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
-        "PYTHONWARNINGS": "default",  # show every warning once, as a fresh shell does
-    }
-    env.pop("PENDO_INTEGRATION_KEY", None)
     (tmp_path / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "asset",
-            "list",
-            "-m",
-            "pendo_assets.definitions",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
+    proc = run_in_demo_mode(
+        [sys.executable, "-m", "dagster", "asset", "list", "-m", "pendo_assets.definitions"],
+        tmp_path,
+        DAGSTER_HOME=str(tmp_path),
+        PENDO_DUCKDB_PATH=str(tmp_path / "w.duckdb"),
+        PYTHONWARNINGS="default",  # show every warning once, as a fresh shell does
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     assert "pendo/page_events" in proc.stdout
     assert "Warning" not in proc.stderr, proc.stderr[-3000:]

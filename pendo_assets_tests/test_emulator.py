@@ -156,7 +156,7 @@ def test_every_catalog_source_answers_with_its_declared_fields(server, sub, sour
     rows = results(server, body(source.name, params, ts))
     assert rows, source.name
     optional = {"metadata.agent.email"}  # missing on some visitors, as in real data
-    # The loader derives `day` of raw events from browserTime: Pendo sends no `day` there.
+    # The loader derives `day` of per-event rows from browserTime: Pendo sends no `day` there.
     declared = [c for c in source.columns if not (source.per_event and c == "day")]
     for column in declared:
         present = sum(has_path(r, column) for r in rows)

@@ -20,13 +20,11 @@ from pendo_assets.instance import (
     write_local_config,
 )
 from pendo_assets.instance.event_log import BatchedSqliteEventLogStorage
+from pendo_assets.run_tags import range_tags
 
 PARTS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-03-02")
 FIRST, LAST = "2025-01-01", "2025-03-01"  # 60 partitions
-RANGE_TAGS = {
-    "dagster/asset_partition_range_start": FIRST,
-    "dagster/asset_partition_range_end": LAST,
-}
+RANGE_TAGS = range_tags(FIRST, LAST)
 
 
 class NoIO(dg.IOManager):

@@ -3,7 +3,6 @@
 from datetime import date, timedelta
 
 import dagster as dg
-import duckdb
 
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
 from pendo_assets_tests.conftest import TEST_KEY, TIMEZONE, day_truth, loaded
@@ -112,26 +111,12 @@ def test_final_days_that_agreed_are_not_asked_again_while_unchanged(
         0
     ][0]
     assert project_rows > 1
-    con = duckdb.connect(project.duckdb_path)
-    try:
-        con.execute(
-            "DELETE FROM pendo.page_events WHERE rowid IN "
-            "(SELECT rowid FROM pendo.page_events WHERE day = ? LIMIT 1)",
-            [DAYS[1]],
-        )
-    finally:
-        con.close()
-    checked = dg.materialize(
-        [*project.defs.assets, *project.defs.asset_checks],
-        selection=dg.AssetSelection.checks_for_assets(dg.AssetKey(["pendo", "page_events"])),
-        resources=project.defs.resources,
-        instance=project.instance,
-        tags={
-            "dagster/asset_partition_range_start": first,
-            "dagster/asset_partition_range_end": last,
-        },
-        raise_on_error=False,
+    project.execute(
+        "DELETE FROM pendo.page_events WHERE rowid IN "
+        "(SELECT rowid FROM pendo.page_events WHERE day = ? LIMIT 1)",
+        [DAYS[1]],
     )
+    checked = project.run_checks("pendo/page_events", first, last)
     result = _checks(checked, "pendo/page_events")["reconciles_with_pendo"]
     assert not result.passed
     assert result.metadata["failed_days"].value == [str(DAYS[1])]

@@ -5,6 +5,7 @@ from datetime import date
 import dagster as dg
 import pyarrow as pa
 
+from pendo_assets.run_tags import range_tags
 from pendo_assets.warehouse.io_manager import (
     DuckDBWarehouseIOManager,
     StagedDays,
@@ -65,10 +66,7 @@ def test_round_trip_partitions_and_tables(tmp_path):
     wh = WarehouseResource(database=db)
     resources = {"io_manager": DuckDBWarehouseIOManager(resource=wh), "mem": dg.InMemoryIOManager()}
     instance = dg.DagsterInstance.ephemeral()
-    tags = {
-        "dagster/asset_partition_range_start": "2026-10-01",
-        "dagster/asset_partition_range_end": "2026-10-03",
-    }
+    tags = range_tags("2026-10-01", "2026-10-03")
     assert dg.materialize(
         [clicks, names], resources=resources, instance=instance, tags=tags, selection=[clicks.key]
     ).success

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pendo_assets.catalog import ENTITIES, EVENTS
+from pendo_assets.catalog import ENTITIES, EVENTS, GUIDE_EVENT_TYPES
 from pendo_assets.definitions import build_definitions
 from pendo_assets.marts.first_seen import fold_and_recompute
 from pendo_assets.marts.models import DAILY_MARTS, MARTS_BY_NAME, ROLLUPS
@@ -165,8 +165,7 @@ def test_guide_counts_tie_out(marts):
            FROM analytics.guide_daily_metrics""",
     )[0]
     polls = one(project, f"SELECT count(*) FROM pendo.poll_events WHERE {RANGE}")
-    types = ("guideSeen", "guideAdvanced", "guideDismissed", "guideSnoozed", "guideTimeout")
-    assert tuple(got) == (*(by_type.get(t, 0) for t in types), polls)
+    assert tuple(got) == (*(by_type.get(t, 0) for t in GUIDE_EVENT_TYPES), polls)
     assert (
         one(project, "SELECT sum(count_guide_seen) FROM analytics.guides") == by_type["guideSeen"]
     )

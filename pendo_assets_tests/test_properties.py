@@ -31,7 +31,7 @@ GENERIC = Source(
     kind="entity",
     description="One row per generated test row.",
     columns={},
-    id_column="id",
+    id_field="id",
     json_fields=frozenset({"parameters"}),
 )
 # Pendo field names are camelCase words (never dotted); mix in names that clash once

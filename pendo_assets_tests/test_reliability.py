@@ -17,6 +17,8 @@ import pytest
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import Drift, EmulatorServer, Faults
+from pendo_assets.pendo.days import days_between
+from pendo_assets.run_tags import range_tags
 from pendo_assets.settings import SettingsError, load_settings
 
 from .conftest import (
@@ -55,11 +57,6 @@ def failure_text(result: dg.ExecuteInProcessResult) -> str:
                 parts.append(info.message)
                 info = info.cause
     return "\n".join(parts)
-
-
-def days_between(first: str, last: str) -> list[date]:
-    a, b = date.fromisoformat(first), date.fromisoformat(last)
-    return [a + timedelta(days=i) for i in range((b - a).days + 1)]
 
 
 # -- 1. transient faults --------------------------------------------------------------------
@@ -101,10 +98,7 @@ def test_backfill_through_transient_faults_equals_a_clean_run(
             selection=[dg.AssetKey.from_user_string(k) for k in RAW_KEYS],
             resources=clean_defs.resources,
             instance=inst,
-            tags={
-                "dagster/asset_partition_range_start": start,
-                "dagster/asset_partition_range_end": end,
-            },
+            tags=range_tags(start, end),
         )
     assert clean.success
     con = duckdb.connect(project.duckdb_path, read_only=True)

@@ -7,6 +7,7 @@ import pytest
 
 from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.pendo.client import PendoClient
+from pendo_assets.pendo.days import days_between
 from pendo_assets.pendo.fetch import FetchOptions, WindowSizer, fetch_days
 from pendo_assets.pendo.queries import Scope
 from pendo_assets_tests.conftest import TEST_KEY, TIMEZONE, day_truth
@@ -107,3 +108,12 @@ def test_the_sizer_aims_at_the_row_budget_within_the_bound():
     assert sizer.target == 100 and sizer.size == 3
     sizer.observe(100, 100, 10)  # small days again (1410 / 141 = 10 a day): 10 days, not 30,
     assert sizer.size == 10  # because the budget stays where Pendo said yes
+
+
+def test_days_between_takes_dates_or_partition_keys_and_includes_both_ends():
+    assert days_between("2026-10-30", date(2026, 11, 1)) == [
+        date(2026, 10, 30),
+        date(2026, 10, 31),
+        date(2026, 11, 1),
+    ]
+    assert days_between("2026-10-30", "2026-10-30") == [date(2026, 10, 30)]

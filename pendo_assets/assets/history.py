@@ -66,7 +66,7 @@ def _load_of(context: dg.AssetExecutionContext, source: Source) -> tuple[datetim
 
 def build_history_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
     assert source.history is not None
-    key = column_name(source.id_column)
+    key = column_name(source.id_field)
     track = settings.history_track_columns
 
     @dg.asset(

@@ -251,7 +251,7 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 declared_types(source, drop),
                 staging,
                 after=nested_statements(source, drop),
-                merge_key=None if plan.full else column_name(source.id_column),
+                merge_key=None if plan.full else column_name(source.id_field),
             )
             metadata = {
                 **_client_metadata(pendo, source, before, started),

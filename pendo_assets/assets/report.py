@@ -192,7 +192,7 @@ def build_report_asset(settings: Settings) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=REPORT_KEY,
-        deps=[dg.AssetKey(t.split(".")) for t in READS],
+        deps=[table_key(t) for t in READS],
         group_name=REPORT_GROUP,
         kinds={"duckdb", "matplotlib"},
         pool=settings.warehouse_pool,

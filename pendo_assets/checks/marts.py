@@ -38,7 +38,7 @@ def build_mart_checks(mart: Mart) -> dg.AssetChecksDefinition:
             asset=key,
             blocking=True,
             additional_deps=sorted(
-                {dg.AssetKey(t.raw_table.split(".")) for t in mart.tie_outs},
+                {table_key(t.raw_table) for t in mart.tie_outs},
                 key=lambda k: k.to_user_string(),
             ),
             description="Totals equal the raw tables': "

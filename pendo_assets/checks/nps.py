@@ -47,7 +47,8 @@ def _counts(rows: list[tuple]) -> dict[str, int]:
     asset=POLL_EVENTS_KEY,
     name=NPS_BUCKETS_TIE_OUT,
     blocking=True,
-    additional_deps=[table_key(f"{RAW_SCHEMA}.poll_events"), table_key(f"{RAW_SCHEMA}.guides")],
+    # pendo.polls is written by the guides asset, so table_key names that one.
+    additional_deps=[table_key(f"{RAW_SCHEMA}.poll_events"), table_key(f"{RAW_SCHEMA}.polls")],
     description="Detractor, passive and promoter counts in analytics.poll_events equal the "
     "raw NPS answers (pendo.poll_events on NPSRating polls) bucketed independently.",
 )

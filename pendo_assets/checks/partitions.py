@@ -4,12 +4,12 @@ Freshness is Dagster's own, evaluated without a run: ``pendo_assets.freshness``.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
 from pendo_assets.checks.shared import COMPLETE, name_days, result
-from pendo_assets.pendo.days import partition_dates
+from pendo_assets.pendo.days import days_between, partition_dates
 
 
 def _loaded_days(context, key: dg.AssetKey) -> list[date]:
@@ -21,9 +21,7 @@ def _complete_result(context, key) -> dg.AssetCheckResult:
     missing: list[date] = []
     if loaded:
         have = set(loaded)
-        span = (loaded[-1] - loaded[0]).days + 1
-        missing = [loaded[0] + timedelta(days=i) for i in range(span)]
-        missing = [d for d in missing if d not in have]
+        missing = [d for d in days_between(loaded[0], loaded[-1]) if d not in have]
     return result(
         key,
         COMPLETE,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import dagster as dg
 
+from pendo_assets.pendo.days import days_between, partition_dates
 from pendo_assets.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG
 from pendo_assets.warehouse.store import Warehouse, markdown_table
 
@@ -28,10 +29,9 @@ def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:
     tags = context.run.tags
     start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start and end:
-        first, last = date.fromisoformat(start), date.fromisoformat(end)
-        return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        return days_between(start, end)
     if tags.get(PARTITION_TAG):
-        return [date.fromisoformat(tags[PARTITION_TAG])]
+        return partition_dates([tags[PARTITION_TAG]])
     return None
 
 

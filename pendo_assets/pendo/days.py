@@ -33,6 +33,12 @@ def partition_dates(keys: Iterable[str]) -> list[date]:
     return [date.fromisoformat(k) for k in keys]
 
 
+def days_between(first: date | str, last: date | str) -> list[date]:
+    """Every day from ``first`` to ``last``, both included (dates or partition keys)."""
+    a, b = (d if isinstance(d, date) else date.fromisoformat(d) for d in (first, last))
+    return [a + timedelta(days=i) for i in range((b - a).days + 1)]
+
+
 def windows(days: Iterable[date], size: int | None = None) -> list[list[date]]:
     """Split days into sorted runs of consecutive days, each at most ``size`` long."""
     out: list[list[date]] = []

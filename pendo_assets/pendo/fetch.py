@@ -153,7 +153,7 @@ def _fetch_entity_pages(
                 "subscription."
             ) from None
         n = len(batch)
-        last = batch.values(source.id_column)[n - 1].as_py() if n else None
+        last = batch.values(source.id_field)[n - 1].as_py() if n else None
         if n or page == 0:
             yield fill_app_id(batch.to_table(source, opts.drop_columns), source, opts)
         del batch  # one page in memory at a time

@@ -133,7 +133,7 @@ def entity_request(
             raise ValueError(f"{source.name} has no updated field to filter on")
         pipeline.append({"filter": f"{source.updated_field} >= {int(since_ms)}"})
     if limit is not None:
-        id_field = source.id_column
+        id_field = source.id_field
         if after_id is not None:
             pipeline.append({"filter": f"{id_field} > {_quote(after_id)}"})
         pipeline.append({"sort": [id_field]})

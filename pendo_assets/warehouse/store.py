@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -93,20 +93,13 @@ class Warehouse:
     @contextmanager
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An open connection held under the cross-process lock; closed on exit."""
-        with self._thread_lock:
-            if self.remote:
-                con = duckdb.connect(self.path, config=self._config)
-                try:
-                    yield con
-                finally:
-                    con.close()
-                return
-            with self._file_lock:
-                con = duckdb.connect(self.path, config=self._config)
-                try:
-                    yield con
-                finally:
-                    con.close()
+        # MotherDuck has no local file to lock: its service serialises writers itself.
+        with self._thread_lock, nullcontext() if self.remote else self._file_lock:
+            con = duckdb.connect(self.path, config=self._config)
+            try:
+                yield con
+            finally:
+                con.close()
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
