@@ -25,6 +25,9 @@ def enable_event_batching(env: MutableMapping[str, str] = os.environ) -> None:
     env.setdefault(EVENT_BATCH_SIZE_ENV, EVENT_BATCH_SIZE)
 
 
+_frozen = False
+
+
 def freeze_loaded_objects() -> None:
     """Keep what loading the project built out of the garbage collector's full passes, and out
     of the one CPython runs at exit.
@@ -33,7 +36,13 @@ def freeze_loaded_objects() -> None:
     of objects for its whole life; every full collection walks them again, and the last one at
     exit alone took about 0.5 s of a 4 s `dagster asset materialize` (one-year range of four
     enriched assets: 4.1 s -> 3.4 s with this). Objects made later are collected as usual.
+    Once per process: a code server that reloads the definitions must not freeze the garbage
+    of the previous load.
     """
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
     gc.freeze()
     atexit.register(gc.freeze)
 
