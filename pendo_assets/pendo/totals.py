@@ -57,7 +57,7 @@ Answers = list[tuple[list[date], "dict[date, DayTotals] | PendoError"]]
 def totals_windows(source: Source, days: list[date], opts: FetchOptions) -> list[list[date]]:
     """The requests that ask ``days``' totals: windows of ``PENDO_DAYS_PER_REQUEST`` days for
     aggregated sources, like loads; one day each for per-event sources."""
-    return windows(sorted(days), 1 if source.per_event else opts.days_per_request)
+    return windows(days, 1 if source.per_event else opts.days_per_request)
 
 
 def ask_window(client: PendoClient, source: Source, w: list[date], opts: FetchOptions) -> Answers:

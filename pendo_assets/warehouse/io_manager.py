@@ -10,7 +10,7 @@ every table's materializations look the same in the UI.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -255,7 +255,4 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         schema, table = table_of(context.asset_key)
-        days: Sequence[date] | None = None
-        if context.has_asset_partitions:
-            days = partition_dates(context.asset_partition_keys)
-        return self.warehouse.read_df(schema, table, days)
+        return self.warehouse.read_df(schema, table, partition_days(context))
