@@ -23,6 +23,7 @@ from pendo_assets.clock import Clock, system_clock
 from pendo_assets.freshness import build_freshness
 from pendo_assets.instance import enable_event_batching, freeze_loaded_objects
 from pendo_assets.partitions import daily_partitions
+from pendo_assets.reader import build_publish_sensor, with_reader_note
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import DEMO_KEY, Settings, load_settings
 from pendo_assets.warehouse.io_manager import DuckDBWarehouseIOManager, WarehouseResource
@@ -46,7 +47,10 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
             settings.base_url,
         )
     warehouse = WarehouseResource(
-        database=settings.duckdb_path, memory_limit=settings.duckdb_memory_limit
+        database=settings.duckdb_path,
+        memory_limit=settings.duckdb_memory_limit,
+        read_path=settings.duckdb_read_path,
+        lock_wait_s=settings.duckdb_lock_wait_s,
     )
     assets = [
         *raw_assets(settings, partitions),
@@ -55,10 +59,17 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
         *history_assets(settings),
         build_report_asset(settings),
     ]
+    # Every description ends with where analysts query the table: the readers' snapshot.
+    assets = with_reader_note(assets, settings.duckdb_read_path)
     # Built from the final asset list, so every daily asset joins the lookback refresh.
     schedules, sensors = build_automation(settings, assets, partitions)
     daily, _ = refresh_selection(assets, partitions)
     freshness_checks, freshness_sensor = build_freshness(settings, daily)
+    if settings.duckdb_read_path:
+        # Short waits: a sensor tick gives up and the next one tries again.
+        sensors.append(
+            build_publish_sensor(warehouse.warehouse_with(lock_wait_s=10, lock_timeout_s=20))
+        )
     return dg.Definitions(
         assets=assets,
         asset_checks=[*all_checks(settings, clock), freshness_checks],

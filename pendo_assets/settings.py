@@ -38,6 +38,8 @@ DEMO_KEY = "demo-key"
 DEFAULT_DUCKDB_PATH = "data/pendo_warehouse.duckdb"
 # DuckDB's own default is 80% of RAM; a cap makes long ranges spill to disk instead.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+# How long a run waits for another process (an analyst's SQL client) to let go of the warehouse.
+DEFAULT_DUCKDB_LOCK_WAIT_S = 300.0
 # Pendo processes events hourly, some arrive days late, and a day is final after about 9 days.
 DEFAULT_FINAL_AFTER_DAYS = 9
 
@@ -77,6 +79,11 @@ class Settings:
     full_refresh_weekday: int | None = 6
     # Incremental refreshes ask for rows updated since the newest loaded lastupdated minus this.
     incremental_margin_minutes: int = 60
+    # The snapshot analysts and BI tools open (PENDO_DUCKDB_READ_PATH); None: no publishing
+    # (MotherDuck, or the variable set to the warehouse itself).
+    duckdb_read_path: str | None = None
+    # Seconds a run waits while another process holds the warehouse file (PENDO_DUCKDB_LOCK_WAIT_S).
+    duckdb_lock_wait_s: float = DEFAULT_DUCKDB_LOCK_WAIT_S
 
     @property
     def zone(self) -> ZoneInfo:
@@ -237,6 +244,52 @@ def check_duckdb_path(raw: str) -> str:
     return raw
 
 
+def default_read_path(duckdb_path: str) -> str:
+    """``<warehouse stem>.read.duckdb`` beside the warehouse: DuckDB names both catalogs alike."""
+    path = Path(duckdb_path)
+    return str(path.with_name(path.stem + ".read" + (path.suffix or ".duckdb")))
+
+
+def parse_read_path(raw: str | None, duckdb_path: str) -> str | None:
+    """``PENDO_DUCKDB_READ_PATH``: the file runs publish for readers; None when publishing is
+    off (MotherDuck serves readers itself, or the variable names the warehouse)."""
+    var = "PENDO_DUCKDB_READ_PATH"
+    value = (raw or "").strip()
+    remote = duckdb_path.startswith(("md:", "motherduck:"))
+    if remote:
+        if value and value != duckdb_path:
+            raise _bad(var, value, "MotherDuck serves readers itself; leave it unset", duckdb_path)
+        return None
+    if not value:
+        value = default_read_path(duckdb_path)
+    if value.startswith(("md:", "motherduck:")) or value == ":memory:":
+        raise _bad(var, value, "expected a local file path", default_read_path(duckdb_path))
+    path, warehouse = Path(value), Path(duckdb_path)
+    if path.resolve() == warehouse.resolve():
+        return None
+    if path.stem.split(".")[0] in ("pendo", "analytics"):
+        # DuckDB names the catalog after the file's name up to its first dot.
+        raise _bad(
+            var,
+            value,
+            "the file's name must not start with a schema name (pendo, analytics)",
+            default_read_path(DEFAULT_DUCKDB_PATH),
+        )
+    if path.exists() and path.is_dir():
+        raise _bad(var, value, "it is a directory, not a file", default_read_path(duckdb_path))
+    probe = path.parent if str(path.parent) else Path(".")
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise _bad(
+            var,
+            value,
+            f"directory {probe} is not writable (snapshots are written beside the file)",
+            default_read_path(duckdb_path),
+        )
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None, today: date | None = None) -> Settings:
     """Read and validate every PENDO_* variable; raise SettingsError naming the bad one."""
     env = os.environ if env is None else env
@@ -277,14 +330,13 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
                 "remote_ip,user_agent",
             )
     track = _column_list(env, "PENDO_HISTORY_TRACK_COLUMNS", "metadata_auto_lastvisit")
+    duckdb_path = check_duckdb_path(env.get("PENDO_DUCKDB_PATH", "").strip() or DEFAULT_DUCKDB_PATH)
     return Settings(
         base_url=base_url,
         app_ids=parse_app_ids(env.get("PENDO_APP_ID")),
         start_date=start,
         timezone=timezone,
-        duckdb_path=check_duckdb_path(
-            env.get("PENDO_DUCKDB_PATH", "").strip() or DEFAULT_DUCKDB_PATH
-        ),
+        duckdb_path=duckdb_path,
         duckdb_memory_limit=parse_memory_limit(env.get("PENDO_DUCKDB_MEMORY_LIMIT")),
         include_anonymous=_bool(env, "PENDO_INCLUDE_ANONYMOUS", True),
         apply_exclude_list=_bool(env, "PENDO_APPLY_EXCLUDE_LIST", True),
@@ -305,6 +357,10 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         full_refresh_weekday=parse_weekday(env.get("PENDO_FULL_REFRESH_WEEKDAY")),
         incremental_margin_minutes=_number(
             env, "PENDO_INCREMENTAL_MARGIN_MINUTES", 60, 0, 7 * 24 * 60
+        ),
+        duckdb_read_path=parse_read_path(env.get("PENDO_DUCKDB_READ_PATH"), duckdb_path),
+        duckdb_lock_wait_s=_number(
+            env, "PENDO_DUCKDB_LOCK_WAIT_S", DEFAULT_DUCKDB_LOCK_WAIT_S, 0.0, 24 * 3600.0
         ),
     )
 

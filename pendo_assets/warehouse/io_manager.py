@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import dagster as dg
 
 from pendo_assets.pendo.days import partition_dates
+from pendo_assets.reader import publish_after_run
 from pendo_assets.warehouse.history import apply_history
 from pendo_assets.warehouse.staging import discard
 from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult, markdown_table
@@ -161,10 +162,24 @@ class WarehouseResource(dg.ConfigurableResource):
 
     database: str
     memory_limit: str | None = None  # DuckDB's memory_limit, e.g. "1GB"
+    # The readers' snapshot published after runs (None: off), and how long a run waits for
+    # another process that holds the file (PENDO_DUCKDB_READ_PATH, PENDO_DUCKDB_LOCK_WAIT_S).
+    read_path: str | None = None
+    lock_wait_s: float = 300.0
 
     @property
     def warehouse(self) -> Warehouse:
-        return Warehouse(self.database, memory_limit=self.memory_limit)
+        return self.warehouse_with()
+
+    def warehouse_with(self, **overrides) -> Warehouse:
+        kwargs = dict(
+            memory_limit=self.memory_limit,
+            lock_wait_s=self.lock_wait_s,
+            read_path=self.read_path,
+            # Captured into the run's log when said during a step.
+            log_wait=dg.get_dagster_logger("pendo_assets.warehouse").warning,
+        )
+        return Warehouse(self.database, **{**kwargs, **overrides})
 
 
 class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
@@ -175,6 +190,10 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
     @property
     def warehouse(self) -> Warehouse:
         return self.resource.warehouse
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        # The end of the run in this process: publish the readers' snapshot if it changed.
+        publish_after_run(self.warehouse, context)
 
     def handle_output(self, context: dg.OutputContext, obj: Write | None) -> None:
         if obj is None:

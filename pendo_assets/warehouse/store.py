@@ -4,23 +4,32 @@ schema evolution, and one writer at a time across processes. No Pendo knowledge 
 DuckDB lets only one process open a database file, even read-only, while another has it open.
 So every access takes an OS file lock beside the database (released by the OS even when the
 holder is SIGKILLed), opens the file for one short transaction, and closes it right away.
-Slow work (fetching from Pendo) happens before, on staged Parquet files.
+Slow work (fetching from Pendo) happens before, on staged Parquet files. A process outside the
+project (an analyst's SQL client) that holds the file is waited for, with backoff, up to
+``lock_wait_s``; readers belong on the published snapshot (``snapshot.py``) instead.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
+log = logging.getLogger("pendo_assets.warehouse")
+
+T = TypeVar("T")
 DAY_COLUMN = "day"
 FILES_PER_SCAN = 31
 
@@ -73,13 +82,46 @@ class WriteResult:
     summary: str = ""  # one line for the run's log
 
 
+# DuckDB's words when another process holds the file: 'IO Error: Could not set lock on file
+# "/x.duckdb": Conflicting lock is held in /usr/bin/duckdb (PID 4242) by user ann. ...'
+_LOCK_CONFLICT = "Could not set lock on file"
+_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+# The first retry comes quickly (a client that only runs one query), later ones every few s.
+LOCK_RETRY_FIRST_S = 0.1
+LOCK_RETRY_MAX_S = 5.0
+
+
+class WarehouseLockedError(RuntimeError):
+    """Another process held the warehouse file for longer than the run may wait."""
+
+
+def lock_holder(message: str) -> str:
+    """'PID 4242 (/usr/bin/duckdb)' from DuckDB's lock error, or what DuckDB said."""
+    m = _HOLDER.search(message)
+    return f"PID {m['pid']} ({m['program']})" if m else "another process"
+
+
 class Warehouse:
     """One DuckDB database; every method opens, works in one transaction, and closes."""
 
     _local_locks: dict[str, threading.RLock] = {}
 
-    def __init__(self, path: str, lock_timeout_s: float = 1800.0, memory_limit: str | None = None):
+    def __init__(
+        self,
+        path: str,
+        lock_timeout_s: float = 1800.0,
+        memory_limit: str | None = None,
+        lock_wait_s: float = 300.0,
+        read_path: str | None = None,
+        log_wait: Callable[[str], None] | None = None,
+    ):
+        """``lock_wait_s``: how long to wait for a process outside the project that holds the
+        file; ``read_path``: where readers belong instead (named in the error); ``log_wait``:
+        where to say, once, that a wait began (the run's log)."""
         self.path = path
+        self.lock_wait_s = lock_wait_s
+        self.read_path = read_path
+        self._log_wait = log_wait or log.warning
         # DuckDB's own default is 80% of RAM; PENDO_DUCKDB_MEMORY_LIMIT caps it (it spills).
         self._config = {"memory_limit": memory_limit} if memory_limit else {}
         self.remote = path.startswith(("md:", "motherduck:"))
@@ -94,12 +136,62 @@ class Warehouse:
     def connect(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """An open connection held under the cross-process lock; closed on exit."""
         # MotherDuck has no local file to lock: its service serialises writers itself.
-        with self._thread_lock, nullcontext() if self.remote else self._file_lock:
-            con = duckdb.connect(self.path, config=self._config)
+        with self.exclusive():
+            con = self._open()
             try:
                 yield con
             finally:
                 con.close()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No other thread or project process uses the file meanwhile (it is not opened)."""
+        with self._thread_lock, nullcontext() if self.remote else self._file_lock:
+            yield
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        """Open the file, waiting with backoff while a process outside the project holds it."""
+        return self.wait_for_file(lambda: duckdb.connect(self.path, config=self._config))
+
+    def wait_for_file(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, retried with backoff for up to ``lock_wait_s`` while it fails because
+        another process holds DuckDB's lock on the file; says once who is waited for."""
+        deadline = time.monotonic() + self.lock_wait_s
+        pause, holder = LOCK_RETRY_FIRST_S, None
+        while True:
+            try:
+                return attempt()
+            except (duckdb.IOException, BlockingIOError) as exc:
+                message = str(exc)
+                if isinstance(exc, duckdb.IOException) and _LOCK_CONFLICT not in message:
+                    raise
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise WarehouseLockedError(self._locked_message(message)) from None
+                if holder is None:
+                    holder = lock_holder(message)
+                    self._log_wait(
+                        f"Waiting for {holder} to close the DuckDB warehouse {self.path} "
+                        f"(up to {self.lock_wait_s:.0f} s, PENDO_DUCKDB_LOCK_WAIT_S); what this "
+                        "run fetched is kept and written as soon as the file is free."
+                    )
+                time.sleep(min(pause, left))
+                pause = min(pause * 2, LOCK_RETRY_MAX_S)
+
+    def _locked_message(self, duckdb_message: str) -> str:
+        readers = (
+            f"point SQL clients and BI tools at the published snapshot {self.read_path} "
+            "(PENDO_DUCKDB_READ_PATH), which runs never wait for"
+            if self.read_path
+            else "point SQL clients and BI tools at a published snapshot (PENDO_DUCKDB_READ_PATH)"
+        )
+        return (
+            f"The DuckDB warehouse {self.path} is held open by {lock_holder(duckdb_message)}, "
+            f"still after waiting {self.lock_wait_s:.0f} s (PENDO_DUCKDB_LOCK_WAIT_S). Close the "
+            "SQL client, BI tool or notebook connected to that file (DuckDB CLI, DBeaver, "
+            f"DataGrip, Metabase, Evidence, a Python session) and re-run; {readers}. "
+            f"DuckDB said: {duckdb_message.split('. However')[0]}"
+        )
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
