@@ -19,6 +19,10 @@ Modes (each contender runs in its own process, so CPU and peak RSS are its own):
   after 1% of them changed: full re-read vs incremental (``lastupdated`` filter + merge by
   id), each followed by the history fold: wall time, requests, bytes, peak RSS.
 
+- ``--mode publish``: the one-year backfill as users run it (each command publishes the
+  readers' snapshot at its end), then the publish alone on that warehouse and on one 10x
+  larger, beside DuckDB's ``COPY FROM DATABASE`` of the same file (bench/publish.py).
+
 ``--quick`` shrinks everything for a smoke run. Output is a plain-text table.
 """
 
@@ -455,6 +459,47 @@ def mode_refresh(args) -> tuple[list[Result], list[str]]:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def mode_publish(args) -> tuple[list[Result], list[str]]:
+    """Publish time beside run time: the year's backfill, then the snapshot of its warehouse."""
+    days = 14 if args.quick else 365
+    last = clock.today() - timedelta(days=1)
+    first = last - timedelta(days=days - 1)
+    spec = {"first_day": str(first - timedelta(days=1)), "last_day": str(last + timedelta(days=1)),
+            "scale": 0.2 if args.quick else 1.0, "key": KEY, "timezone": TIMEZONE,
+            "latency_base_ms": 50, "latency_per_day_ms": 50, "warm": True}  # fmt: skip
+    work = Path(tempfile.mkdtemp(prefix="pendo-bench-publish-"))
+    try:
+        emu = Emulator(spec)
+        try:
+            run = project_backfill(emu, first, last, work)
+        finally:
+            emu.stop()
+        run.name = f"project, {days}-day backfill (3 commands)"
+        results, notes = [run], []
+        year = str(work / "project.duckdb")
+        big = str(work / "x10.duckdb")
+        _, _, _, out = run_measured(worker_publish("scale", src=year, dst=big, factor=10))
+        notes.append(f"x 10: {parse_worker(out)['rows']:,} rows in every table together")
+        for label, db in ((f"{days} days", year), (f"{days} days x 10", big)):
+            _, _, _, out = run_measured(worker_publish("measure", duckdb=db))
+            m = parse_worker(out)
+            mb = m["bytes"] / 1e6
+            results.append(Result(f"publish, {label} ({mb:,.1f} MB)", m["publish_s"]))
+            results.append(Result(f"COPY FROM DATABASE, {label}", m["copy_from_database_s"]))
+            notes.append(
+                f"{label}: {mb:,.1f} MB warehouse; publish {m['publish_s']:.2f} s "
+                f"({mb / max(m['publish_s'], 1e-9):,.0f} MB/s), COPY FROM DATABASE "
+                f"{m['copy_from_database_s']:.2f} s ({m['copy_from_database_bytes'] / 1e6:,.1f} MB)"
+            )
+        return results, notes
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def worker_publish(name: str, **kwargs) -> list[str]:
+    return [sys.executable, "-m", "bench.publish", name, json.dumps(kwargs)]
+
+
 # -- output --------------------------------------------------------------------------------
 
 
@@ -530,6 +575,9 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
         out.append(f"wall incremental/full: {i.wall_s / f.wall_s:.3f}")
         out.append(f"bytes incremental/full: {i.extra['bytes'] / f.extra['bytes']:.4f}")
         out.append(f"peak RSS incremental/full: {i.rss_mb / f.rss_mb:.2f}")
+    elif mode == "publish":
+        run, one = results[0], results[1]
+        out.append(f"publish / run time, one year: {one.wall_s / run.wall_s:.3f}")
     elif mode == "visitors":
         p, n = by["project visitors load"], by["naive visitors load"]
         e = by["enriched day vs visitors"]
@@ -545,6 +593,7 @@ MODES = {
     "ingest": mode_ingest,
     "visitors": mode_visitors,
     "refresh": mode_refresh,
+    "publish": mode_publish,
 }
 
 

@@ -178,6 +178,11 @@ def _advice(error: str) -> str:
             "Set PENDO_TIMEZONE to the subscription's time zone (Pendo: Settings > "
             "Subscription Settings > Time Zone), then re-materialize the days above."
         )
+    if "pendo_duckdb_lock_wait_s" in text:
+        return (
+            "Close the SQL client or BI tool the error names (it holds the warehouse file), "
+            "connect it to PENDO_DUCKDB_READ_PATH instead, then re-materialize the days above."
+        )
     if "memory limit" in text:
         return (
             "Pendo refused the query as too large even per hour: drop columns or apps "

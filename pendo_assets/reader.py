@@ -76,7 +76,16 @@ def publish_after_run(wh: Warehouse, context: dg.InitResourceContext) -> None:
             f"run to end, or the sensor {PUBLISH_SENSOR}, publishes)"
         )
         return
-    done = publish(wh, wh.read_path)
+    try:
+        done = publish(wh, wh.read_path)
+    except (OSError, Timeout, WarehouseLockedError) as exc:
+        # The run's data is in the warehouse: a snapshot that could not be copied (disk full,
+        # a writer outside the project) does not undo it. The sensor tries again.
+        context.log.warning(
+            f"{wh.read_path}: could not publish the readers' snapshot ({exc}); the sensor "
+            f"{PUBLISH_SENSOR} tries again"
+        )
+        return
     if done is not None:
         context.log.info(describe(done))
 

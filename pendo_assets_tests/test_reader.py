@@ -18,6 +18,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from pendo_assets.automation import failure_summary
 from pendo_assets.catalog import SOURCES
 from pendo_assets.reader import PUBLISH_SENSOR
 from pendo_assets.settings import SettingsError, load_settings
@@ -147,6 +148,9 @@ def test_a_client_holding_the_warehouse_past_the_wait_fails_the_run_clearly(emul
     read_path = project.duckdb_path.replace(".duckdb", ".read.duckdb")
     assert f"{read_path} (PENDO_DUCKDB_READ_PATH)" in text
     assert project.query("SELECT day, count(*) FROM pendo.events GROUP BY 1") == before
+    # The failure alert's advice says the same.
+    _, alert = failure_summary(project.instance.get_run_by_id(result.run_id), [text], None)
+    assert "connect it to PENDO_DUCKDB_READ_PATH" in alert["what_to_do"]
 
 
 def test_publish_replaces_a_snapshot_a_writer_holds_and_drops_its_log(tmp_path):

@@ -16,6 +16,7 @@ from pendo_assets.assets.report import REPORT_GROUP, REPORT_KEY
 from pendo_assets.automation import AUTOMATION_SENSOR, FAILURE_SENSOR, REFRESH_SCHEDULE
 from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, EVENTS, RAW_SCHEMA
 from pendo_assets.freshness import FRESHNESS_SENSOR
+from pendo_assets.reader import PUBLISH_SENSOR
 from pendo_assets.warehouse.store import Warehouse
 from pendo_assets_tests.ui_server import LAUNCH_BACKFILL, DagsterDev
 
@@ -221,6 +222,7 @@ def test_automation_schedule_and_sensors_are_running_and_the_start_is_quiet(dags
         AUTOMATION_SENSOR: "RUNNING",
         FAILURE_SENSOR: "RUNNING",
         FRESHNESS_SENSOR: "RUNNING",
+        PUBLISH_SENSOR: "RUNNING",
         REFRESH_SCHEDULE: "RUNNING",
     }
     # No default (stopped) automation sensor next to ours, and no warning flood in the log.

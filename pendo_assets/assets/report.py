@@ -177,13 +177,25 @@ def render_png(data: UsageData, subtitle: str = "") -> bytes:
         plt.close(fig)
 
 
-def render_html(png: bytes, title: str) -> str:
+def render_html(png: bytes, title: str, note: str = "") -> str:
+    """The page: title, chart, and ``note`` (where to query the numbers) under it."""
     uri = "data:image/png;base64," + base64.b64encode(png).decode()
     t = html.escape(title)
+    footer = f'\n<p style="color: #555">{html.escape(note)}</p>' if note else ""
     return (
         f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>{t}</title></head>\n'
         f'<body style="font-family: sans-serif; margin: 2em"><h1>{t}</h1>\n'
-        f'<img src="{uri}" alt="{t}" style="max-width: 100%"></body></html>\n'
+        f'<img src="{uri}" alt="{t}" style="max-width: 100%">{footer}</body></html>\n'
+    )
+
+
+def query_note(warehouse: WarehouseResource) -> str:
+    """Where analysts query the numbers behind the charts: the readers' snapshot."""
+    where = warehouse.read_path or warehouse.database
+    what = " (PENDO_DUCKDB_READ_PATH, the snapshot published after each run)"
+    return (
+        f"The numbers behind these charts: the analytics.*_daily_metrics tables in "
+        f"{where}{what if warehouse.read_path else ''}."
     )
 
 
@@ -201,7 +213,8 @@ def build_report_asset(settings: Settings) -> dg.AssetsDefinition:
         f"{TOP_N} features and pages and the guide funnel over the last {WINDOW_DAYS} loaded "
         f"days, drawn from the daily marts. Written as `usage_report.png` and "
         f"`usage_report.html` in `reports/` beside the warehouse file, and shown in this "
-        f"asset's materialization metadata. Not a table: one materialization is one "
+        f"asset's materialization metadata, with where to query the numbers behind it. Not a "
+        f"table: one materialization is one "
         f"report.{demo_note(settings)}",
     )
     def usage_report(
@@ -222,7 +235,7 @@ def build_report_asset(settings: Settings) -> dg.AssetsDefinition:
         html_path = out / "usage_report.html"
         title = f"Pendo usage, {data.first} to {data.last}{subtitle}"
         png_path.write_bytes(png)
-        html_path.write_text(render_html(png, title))
+        html_path.write_text(render_html(png, title, query_note(warehouse)))
         context.log.info(f"wrote {png_path} ({len(png):,} bytes) and {html_path}")
         uri = "data:image/png;base64," + base64.b64encode(png).decode()
         active = [v for _, v, _ in data.daily]
@@ -231,6 +244,7 @@ def build_report_asset(settings: Settings) -> dg.AssetsDefinition:
                 "report": dg.MetadataValue.md(f"![{title}]({uri})"),
                 "png": dg.MetadataValue.path(str(png_path)),
                 "html": dg.MetadataValue.path(str(html_path)),
+                "query_in": dg.MetadataValue.path(warehouse.read_path or warehouse.database),
                 "first_day": dg.MetadataValue.text(data.first.isoformat()),
                 "last_day": dg.MetadataValue.text(data.last.isoformat()),
                 "days_with_data": dg.MetadataValue.int(len(data.daily)),
