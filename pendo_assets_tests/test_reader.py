@@ -10,7 +10,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -54,6 +56,10 @@ def ask(proc: subprocess.Popen, command: str) -> str:
     proc.stdin.write(command + "\n")
     proc.stdin.flush()
     return proc.stdout.readline().strip()
+
+
+def all_messages(instance: dg.DagsterInstance) -> list[str]:
+    return [m for run in instance.get_runs() for m in run_messages(instance, run.run_id)]
 
 
 def run_messages(instance: dg.DagsterInstance, run_id: str) -> list[str]:
@@ -106,12 +112,21 @@ def test_a_client_holding_the_warehouse_makes_a_run_wait_log_it_and_land(
     project = make_project(emulator, PENDO_DUCKDB_LOCK_WAIT_S="120")
     project.materialize(["pendo/events"], FIRST.isoformat(), FIRST.isoformat())
     wanted = days(FIRST, 7)
-    with client(project.duckdb_path, hold_s=4) as analyst:
-        result = project.materialize(
-            ["pendo/events"], wanted[0].isoformat(), wanted[-1].isoformat()
+    # The pool last out: a failing assertion stops the client first, so the run ends too.
+    with ThreadPoolExecutor(1) as pool, client(project.duckdb_path) as analyst:
+        running = pool.submit(
+            project.materialize, ["pendo/events"], wanted[0].isoformat(), wanted[-1].isoformat()
         )
-        released = analyst.wait(timeout=30)
-    assert result.success and released == 0
+        # The client lets go only once the run has said it waits, and a few seconds later.
+        deadline = time.monotonic() + 120
+        while not any(m.startswith("Waiting for PID") for m in all_messages(project.instance)):
+            assert time.monotonic() < deadline and not running.done(), "the run never waited"
+            time.sleep(0.2)
+        time.sleep(2)
+        assert not running.done()  # still waiting while the client holds the file
+        ask(analyst, "quit")
+        result = running.result(timeout=300)
+    assert result.success
     messages = run_messages(project.instance, result.run_id)
     waits = [i for i, m in enumerate(messages) if m.startswith("Waiting for PID")]
     # Said once, naming the client's process; the days were fetched before the wait.
@@ -214,3 +229,16 @@ def test_reader_settings(tmp_path):
         var = "PENDO_DUCKDB_LOCK_WAIT_S" if "PENDO_DUCKDB_LOCK_WAIT_S" in bad else "READ_PATH"
         with pytest.raises(SettingsError, match=var):
             load_settings({**env, "PENDO_DUCKDB_PATH": wh, **bad})
+
+
+def test_every_asset_description_points_analysts_at_the_snapshot(emulator, make_project):
+    project = make_project(emulator)
+    read_path = project.env["PENDO_DUCKDB_PATH"].replace(".duckdb", ".read.duckdb")
+    specs = [spec for a in project.defs.assets for spec in a.specs]
+    assert len(specs) > 20
+    for spec in specs:
+        assert f"open `{read_path}` (PENDO_DUCKDB_READ_PATH)" in spec.description, spec.key
+    off = make_project(emulator, PENDO_DUCKDB_READ_PATH=project.duckdb_path)
+    assert not any(
+        "PENDO_DUCKDB_READ_PATH" in s.description for a in off.defs.assets for s in a.specs
+    )
