@@ -1,5 +1,6 @@
 """An analyst's SQL client, as its own process (DuckDB's file lock is per process): it opens a
-DuckDB file read-only and keeps it open, answering commands on stdin, one per line:
+DuckDB file read-only (``--read-write``: as a writer) and keeps it open, answering commands on
+stdin, one per line:
 
 - ``days <schema.table>``: a JSON list of [day, rows] of the table, by day;
 - ``reconnect``: close and open the file again (what a BI tool does on refresh);
@@ -23,8 +24,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("path")
     parser.add_argument("--hold-s", type=float, default=None)
+    parser.add_argument("--read-write", action="store_true")
     args = parser.parse_args()
-    con = duckdb.connect(args.path, read_only=True)
+    con = duckdb.connect(args.path, read_only=not args.read_write)
     print("ready", flush=True)
     if args.hold_s is not None:
         time.sleep(args.hold_s)

@@ -37,9 +37,13 @@ def days(first: date, n: int) -> list[date]:
 
 
 @contextmanager
-def client(path: str, hold_s: float | None = None) -> Iterator[subprocess.Popen]:
+def client(
+    path: str, hold_s: float | None = None, read_write: bool = False
+) -> Iterator[subprocess.Popen]:
     """A read-only DuckDB client in its own process, holding ``path`` open; always stopped."""
     cmd = [sys.executable, "-m", "pendo_assets_tests.duckdb_holder", path]
+    if read_write:
+        cmd.append("--read-write")
     if hold_s is not None:
         cmd += ["--hold-s", str(hold_s)]
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -183,6 +187,30 @@ def test_publish_replaces_a_snapshot_a_writer_holds_and_drops_its_log(tmp_path):
         assert is_stale(path, read_path)
         assert publish(wh, read_path) is not None
     assert not os.path.exists(read_path + ".wal")
+    assert query(read_path, "SELECT sum(v) FROM t") == [(3,)]
+
+
+def test_publish_waits_for_a_writer_outside_the_project_and_names_it(tmp_path):
+    path, read_path = str(tmp_path / "w.duckdb"), str(tmp_path / "w.read.duckdb")
+    said: list[str] = []
+    wh = Warehouse(path, read_path=read_path, lock_wait_s=120, log_wait=said.append)
+    with wh.transaction() as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS v")
+    # Readers never hold up the copy; a writer does, until it closes.
+    with client(path):
+        assert publish(wh, read_path) is not None
+    with wh.transaction() as con:
+        con.execute("INSERT INTO t VALUES (2)")
+    with ThreadPoolExecutor(1) as pool, client(path, read_write=True) as writer:
+        copying = pool.submit(publish, wh, read_path)
+        deadline = time.monotonic() + 60
+        while not said:
+            assert time.monotonic() < deadline and not copying.done(), "publish never waited"
+            time.sleep(0.1)
+        assert not copying.done()
+        ask(writer, "quit")
+        assert copying.result(timeout=60) is not None
+    assert len(said) == 1 and f"Waiting for PID {writer.pid} (" in said[0], said
     assert query(read_path, "SELECT sum(v) FROM t") == [(3,)]
 
 

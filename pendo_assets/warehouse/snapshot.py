@@ -99,8 +99,33 @@ def shared_lock(f) -> None:
         return
     try:
         fcntl.lockf(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except PermissionError as exc:  # some systems say EACCES rather than EAGAIN
-        raise BlockingIOError(exc.errno, "the warehouse is locked by a writer") from None
+    except OSError as exc:  # EAGAIN, or EACCES on some systems
+        if not isinstance(exc, BlockingIOError | PermissionError):
+            raise
+        # Worded as DuckDB words it, so the wait's message names the holder the same way.
+        raise BlockingIOError(exc.errno, f"Conflicting lock is held in {_writer(f)}") from None
+
+
+def _writer(f) -> str:
+    """'<program> (PID n)' of the process holding a write lock on ``f`` (Linux's /proc/locks)."""
+    inode = os.fstat(f.fileno()).st_ino
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return "another process"
+    for line in lines:
+        parts = line.split()
+        # "1: POSIX  ADVISORY  WRITE 4242 fd:00:1234567 0 EOF" (waiters' lines have "->")
+        if len(parts) > 5 and parts[1:4] == ["POSIX", "ADVISORY", "WRITE"]:
+            if not parts[5].endswith(f":{inode}"):
+                continue
+            pid = parts[4]
+            try:
+                program = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                program = "a process"
+            return f"{program} (PID {pid})"
+    return "another process"
 
 
 def _copy_bytes(src, dst, size: int) -> None:
