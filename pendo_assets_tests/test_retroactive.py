@@ -28,7 +28,14 @@ from .test_automation import NY
 FIRST, LAST = date(2026, 10, 1), date(2026, 11, 20)
 DAYS = days_between(FIRST, LAST)
 TAGGED = ("pageEvents", "featureEvents", "trackEvents")
-ENTITY_KEYS = ["pendo/pages", "pendo/features", "pendo/track_types"]
+# Every entity the enriched tables join (so automation has all it waits for).
+ENTITY_KEYS = [
+    "pendo/accounts",
+    "pendo/visitors",
+    "pendo/pages",
+    "pendo/features",
+    "pendo/track_types",
+]
 EVENT_KEYS = ["pendo/page_events", "pendo/feature_events", "pendo/track_events"]
 MORNING = datetime(2026, 11, 21, 6, 0, tzinfo=NY)
 BASE = small_subscription()
@@ -123,6 +130,7 @@ def test_the_morning_brings_every_day_back_to_pendo_after_retroactive_tag_change
     assert ("pageEvents",) not in remembered and ("featureEvents",) not in remembered
 
     emu.stats.reset()
+    automation = dg.evaluate_automation_conditions(defs=project.defs, instance=project.instance)
     requests, cursor = _repair_requests(project, None)
     # One run per changed source over every loaded day; the dirty track type waits.
     assert sorted(tuple(r.asset_selection) for r in requests) == [
@@ -150,6 +158,13 @@ def test_the_morning_brings_every_day_back_to_pendo_after_retroactive_tag_change
 
     assert _equal_to_pendo(project, changed, "pageEvents") == []
     assert _equal_to_pendo(project, changed, "featureEvents") == []
+    # Enriched events (and so the marts after them) of every repaired day follow, old days too.
+    automation = dg.evaluate_automation_conditions(
+        defs=project.defs, instance=project.instance, cursor=automation.cursor
+    )
+    for table in ("page_events", "feature_events"):
+        requested = automation.get_requested_partitions(dg.AssetKey(["analytics", table]))
+        assert {d.isoformat() for d in DAYS} <= requested, table
     deleted = tag_change_id(changed, DELETED_PAGE)
     assert project.query("SELECT count(*) FROM pendo.page_events WHERE page_id = ?", [deleted]) == [
         (0,)
