@@ -84,6 +84,9 @@ class Settings:
     duckdb_read_path: str | None = None
     # Seconds a run waits while another process holds the warehouse file (PENDO_DUCKDB_LOCK_WAIT_S).
     duckdb_lock_wait_s: float = DEFAULT_DUCKDB_LOCK_WAIT_S
+    # Day of the week (0 = Monday) of the deep reconciliation of the whole history with Pendo
+    # per day and tag (the sweep); None: never.
+    sweep_weekday: int | None = 6
 
     @property
     def zone(self) -> ZoneInfo:
@@ -355,6 +358,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         has_integration_key=has_key,
         history_track_columns=track,
         full_refresh_weekday=parse_weekday(env.get("PENDO_FULL_REFRESH_WEEKDAY")),
+        sweep_weekday=parse_weekday(env.get("PENDO_SWEEP_WEEKDAY"), "PENDO_SWEEP_WEEKDAY"),
         incremental_margin_minutes=_number(
             env, "PENDO_INCREMENTAL_MARGIN_MINUTES", 60, 0, 7 * 24 * 60
         ),
@@ -368,8 +372,9 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-def parse_weekday(raw: str | None) -> int | None:
-    """``PENDO_FULL_REFRESH_WEEKDAY``: a day name (or its first three letters), or ``never``."""
+def parse_weekday(raw: str | None, var: str = "PENDO_FULL_REFRESH_WEEKDAY") -> int | None:
+    """``var`` (``PENDO_FULL_REFRESH_WEEKDAY``, ``PENDO_SWEEP_WEEKDAY``): a day name (or its
+    first three letters), or ``never``; default sunday."""
     value = (raw or "sunday").strip().lower()
     if value in ("never", "none"):
         return None
@@ -377,7 +382,7 @@ def parse_weekday(raw: str | None) -> int | None:
         if value in (name, name[:3]):
             return i
     raise _bad(
-        "PENDO_FULL_REFRESH_WEEKDAY",
+        var,
         raw or "",
         "expected a day of the week (monday ... sunday) or never",
         "sunday",
