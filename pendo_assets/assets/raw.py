@@ -307,7 +307,9 @@ def build_event_assets(
             # final days that agreed before with these very totals need no question.
             known = remembered(warehouse.warehouse, source, days)
             pendo.prefetch_totals(
-                source, [d for d in days if d not in known or known[d] != fetched.get(d)]
+                source,
+                [d for d in days if d not in known or known[d] != fetched.get(d)],
+                {d: t[0] for d, t in fetched.items()},
             )
             staged = StagedDays(days, files, declared_types(source, drop), staging)
             return staged, _client_metadata(pendo, source, before, started)

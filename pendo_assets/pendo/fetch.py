@@ -1,5 +1,5 @@
-"""Fetch sources as typed tables: entities in pages, events one subscription-local day at a
-time (or in multi-day windows split back into days), concurrently under the client's bound.
+"""Fetch sources as typed tables: entities in pages, events in multi-day windows split back
+into subscription-local days, concurrently under the client's bound.
 
 Also where Pendo's answers are checked before anything is written: every ``day`` (or
 ``browserTime``) must fall on the requested subscription-local days, so a time-zone mismatch
@@ -318,12 +318,35 @@ def fetch_window(
         if len(days) > 1:
             if on_split is not None:
                 on_split(len(days))
-            out: dict[date, TypedTable] = {}
-            for d in days:
-                out.update(fetch_window(client, source, [d], opts))
-            return out
+            return _day_by_day(client, source, days, opts)
         batch = _RowsBatch(_fetch_day_by_hours(client, source, days[0], opts))
+    if source.per_event and len(days) > 1 and _strays_outside(batch, days, opts, what):
+        # An event whose browser clock puts it outside every day of the window was filed by
+        # Pendo under a day its row does not name: only one-day answers say which.
+        return _day_by_day(client, source, days, opts)
     return split_days(batch, source, days, opts, what)
+
+
+def _day_by_day(
+    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+) -> dict[date, TypedTable]:
+    out: dict[date, TypedTable] = {}
+    for d in days:
+        out.update(fetch_window(client, source, [d], opts))
+    return out
+
+
+def _strays_outside(batch: Batch, days: list[date], opts: FetchOptions, what: str) -> bool:
+    """Whether a per-event answer for ``days`` holds events whose ``browserTime`` lies outside
+    them (after ruling out a wrong time zone, which fails instead)."""
+    start_ms, _ = day_bounds_ms(days[0], opts.zone)
+    _, end_ms = day_bounds_ms(days[-1], opts.zone)
+    _check_browser_times(batch, start_ms, end_ms, opts, what)
+    values = batch.values("browserTime")
+    if not len(values):
+        return False
+    inside = pc.and_(pc.greater_equal(values, start_ms), pc.less(values, end_ms))
+    return not pc.all(inside).as_py()
 
 
 class _RowsBatch(Batch):
@@ -350,8 +373,10 @@ def split_days(
             # Pendo returned these events for this day: they belong to it.
             day_values = pa.array([days[0]] * table.num_rows, pa.date32())
         else:
-            # No bucket per row in a multi-day answer: the local day of browserTime, kept
-            # inside the window (an event just outside belongs to the window's nearest day).
+            # A multi-day answer has no bucket per row: Pendo files an event under the local
+            # day of its browserTime (midnight and DST included, tested against one-day
+            # answers). Events outside the window make ``fetch_window`` ask day by day; the
+            # clamp only keeps a direct caller's rows inside the window.
             local = (
                 pc.local_timestamp(
                     table.table.column("browser_time").cast(pa.timestamp("ms", tz=opts.zone_name))
@@ -384,18 +409,13 @@ class WindowSizer:
     """Days per request for one source, from what it returned so far.
 
     Starts at one day; after each answer the next windows hold about ``rows_per_request`` rows
-    at the source's average rows per day, at most ``days_per_request`` days (one for raw
-    events). Once Pendo has
+    at the source's average rows per day, at most ``days_per_request`` days. Once Pendo has
     refused a window (memory limit, timeout), the budget drops to the largest answer it has
     accepted, so later windows stay at a size known to work.
     """
 
-    def __init__(self, opts: FetchOptions, source: Source | None = None):
-        # Per-event sources stay one day per request: only then is the day Pendo filed an
-        # event under known (a stray browserTime in a multi-day answer could land on a
-        # neighbouring day and fail a final day's reconciliation for nothing).
-        raw = source is not None and source.per_event
-        self.limit = 1 if raw else max(1, opts.days_per_request)
+    def __init__(self, opts: FetchOptions):
+        self.limit = max(1, opts.days_per_request)
         self.target = max(1, opts.rows_per_request)
         self.size = 1
         self.rows = 0
@@ -449,7 +469,7 @@ def fetch_days(
     holds only a few windows in memory however fast Pendo answers.
     """
     todo = sorted(days)
-    sizer = WindowSizer(opts, source)
+    sizer = WindowSizer(opts)
     total = len(todo)
     done = 0
     nxt = 0
