@@ -19,7 +19,7 @@ import functools
 import json
 import random
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from pendo_assets.catalog import SOURCES_BY_NAME
@@ -360,6 +360,12 @@ def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tup
         if key not in seen:
             seen.add(key)
             unique.append((hour, row))
+    if sub.edge_raw_events and SOURCES_BY_NAME[source_name].per_event:
+        start, end = sub.local_midnight_ms(day), sub.local_midnight_ms(day + timedelta(days=1))
+        k = min(sub.edge_raw_events, len(unique) // 2)
+        for i in range(k):
+            unique[i][1]["browserTime"] = start + i
+            unique[-1 - i][1]["browserTime"] = end - 1 - i
     if sub.stray_raw_events and SOURCES_BY_NAME[source_name].per_event:
         midnight = sub.local_midnight_ms(day)
         for i, (_, row) in enumerate(unique[: sub.stray_raw_events]):

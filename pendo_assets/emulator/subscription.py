@@ -84,6 +84,10 @@ class Subscription:
     # midnight, outside the day Pendo files (and returns) them under.
     stray_raw_events: int = 0
     stray_shift_ms: int = 3 * 3_600_000
+    # Raw events at the very edges of their day: the first ``edge_raw_events`` guide and poll
+    # events of each app and day carry a browserTime on the day's first milliseconds, the last
+    # ones on its last (local midnight, DST days included); Pendo files them under that day.
+    edge_raw_events: int = 0
     edits: tuple[EntityEdit, ...] = ()
 
     def __post_init__(self) -> None:

@@ -1,0 +1,198 @@
+"""Guide and poll events in multi-day windows: every event filed under the day Pendo's one-day
+answers give it (local midnight and DST days included), and their reconciliation one ``count``
+per window, narrowed down by bisection only where a window differs."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from pendo_assets.catalog import SOURCES_BY_NAME
+from pendo_assets.emulator import EmulatorServer
+from pendo_assets.pendo.client import PendoClient
+from pendo_assets.pendo.fetch import FetchOptions, fetch_days
+from pendo_assets.pendo.queries import Scope
+from pendo_assets.pendo.totals import DayTotals, try_day_totals, window_count
+
+from .conftest import TEST_KEY, TIMEZONE, small_subscription
+from .test_real_pendo import evaluations, truth, warehouse
+
+ZONE = ZoneInfo(TIMEZONE)
+PER_EVENT = [SOURCES_BY_NAME["guideEvents"], SOURCES_BY_NAME["pollEvents"]]
+# New York's 2026 DST days: 23 hours on March 8, 25 hours on November 1.
+SPRING, FALL = date(2026, 3, 8), date(2026, 11, 1)
+
+
+def _opts(days_per_request: int) -> FetchOptions:
+    return FetchOptions(
+        scope=Scope(), zone=ZONE, zone_name=TIMEZONE, days_per_request=days_per_request
+    )
+
+
+def _midnight_ms(d: date) -> int:
+    return int(datetime(d.year, d.month, d.day, tzinfo=ZONE).timestamp() * 1000)
+
+
+def _events_by_day(client, source, days, opts) -> dict[date, list[tuple]]:
+    """Every event the fetch filed under each day, as comparable tuples."""
+    out = {}
+    for d, t in fetch_days(client, source, days, opts):
+        rows = t.table.select(["visitor_id", "browser_time", "type", "guide_id"]).to_pylist()
+        out[d] = sorted(tuple(r.values()) for r in rows)
+    return out
+
+
+def _requests(server, name: str) -> int:
+    return server.stats.snapshot()["by_source"].get(name, 0)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [SPRING - timedelta(days=5), FALL - timedelta(days=5)],
+    ids=["spring-forward", "fall-back"],
+)
+@pytest.mark.parametrize("source", PER_EVENT, ids=lambda s: s.name)
+def test_windows_file_every_event_as_one_day_answers_do_at_midnight_and_on_dst_days(source, first):
+    days = [first + timedelta(days=i) for i in range(12)]
+    sub = small_subscription(
+        first_day=first - timedelta(days=1),
+        last_day=days[-1] + timedelta(days=1),
+        edge_raw_events=2,
+        daily_active_share=0.9,
+    )
+    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
+        client = PendoClient(server.url, TEST_KEY, max_retries=0)
+        try:
+            per_day = _events_by_day(client, source, days, _opts(1))
+            before = _requests(server, source.name)
+            windowed = _events_by_day(client, source, days, _opts(30))
+            asked = _requests(server, source.name) - before
+        finally:
+            client.close()
+    assert windowed == per_day
+    assert asked == 2  # a one-day probe, then the other 11 days in one window
+    dst = SPRING if first < FALL else FALL
+    assert (_midnight_ms(dst + timedelta(days=1)) - _midnight_ms(dst)) // 3_600_000 != 24
+    # The emulator put events on the first and last millisecond of every day, the DST day
+    # too, and each stayed on its own side of midnight.
+    times = {d: [r[1] for r in rows] for d, rows in per_day.items()}
+    for d in days:
+        start, end = _midnight_ms(d), _midnight_ms(d + timedelta(days=1))
+        assert times[d], d
+        assert all(start <= int(t.timestamp() * 1000) < end for t in times[d]), d
+        edges = {int(t.timestamp() * 1000) for t in times[d]}
+        assert {start, end - 1} <= edges, d
+
+
+@pytest.mark.parametrize("source", PER_EVENT, ids=lambda s: s.name)
+def test_a_window_with_events_outside_it_is_asked_day_by_day_and_files_them_as_pendo_does(
+    source,
+):
+    """A browser clock hours off puts an event outside the days Pendo files it under: the row
+    cannot say which day that is, so such a window is asked again a day at a time."""
+    first = date(2026, 10, 5)
+    days = [first + timedelta(days=i) for i in range(6)]
+    sub = small_subscription(stray_raw_events=2, daily_active_share=0.9)
+    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
+        client = PendoClient(server.url, TEST_KEY, max_retries=0)
+        try:
+            per_day = _events_by_day(client, source, days, _opts(1))
+            before = _requests(server, source.name)
+            windowed = _events_by_day(client, source, days, _opts(30))
+            asked = _requests(server, source.name) - before
+        finally:
+            client.close()
+    assert windowed == per_day
+    assert asked == 1 + 1 + 5  # the probe, the 5-day window, then its days one by one
+    outside = sum(
+        1
+        for d, rows in per_day.items()
+        for r in rows
+        if not _midnight_ms(d) <= int(r[1].timestamp() * 1000) < _midnight_ms(d + timedelta(1))
+    )
+    assert outside >= len(days)  # the strays were there, and landed where Pendo put them
+
+
+class _CountingClient:
+    """Pendo's per-day counts behind ``aggregate``; records the days of every request."""
+
+    def __init__(self, counts: dict[date, int], per_period: bool = False):
+        self.counts, self.per_period, self.asked = counts, per_period, []
+
+    def aggregate(self, body, what, parse=None, split_on_timeout=False):
+        ts = body["request"]["pipeline"][0]["source"]["timeSeries"]
+        first = datetime.fromtimestamp(ts["first"] / 1000, ZONE).date()
+        days = [first + timedelta(days=i) for i in range(ts["count"])]
+        self.asked.append(days)
+        if self.per_period:  # Pendo running the pipeline once per period, as it may
+            return [{"count": self.counts.get(d, 0)} for d in days]
+        return [{"count": sum(self.counts.get(d, 0) for d in days)}]
+
+
+DAYS = [date(2026, 10, 1) + timedelta(days=i) for i in range(30)]
+
+
+def test_a_window_that_agrees_costs_one_count_and_a_differing_one_is_bisected():
+    source = SOURCES_BY_NAME["pollEvents"]
+    pendo = {d: 10 + i % 7 for i, d in enumerate(DAYS)}
+    client = _CountingClient(pendo)
+    got, failures = try_day_totals(client, source, DAYS, _opts(30), dict(pendo))
+    assert not failures and client.asked == [DAYS]
+    assert got == {d: DayTotals(n, None) for d, n in pendo.items()}
+
+    ours = dict(pendo)
+    ours[DAYS[17]] -= 1  # a row lost on one day
+    client = _CountingClient(pendo)
+    got, _ = try_day_totals(client, source, DAYS, _opts(30), ours)
+    assert {d for d in DAYS if got[d].rows != ours[d]} == {DAYS[17]}
+    assert got[DAYS[17]] == DayTotals(pendo[DAYS[17]], None)
+    # The window, then one half per level (the other half derived), and the derived last
+    # day asked directly: 7 requests instead of 30.
+    assert len(client.asked) <= 7
+    assert [DAYS[17]] in client.asked
+
+    ours[DAYS[3]] += 2  # and one more on another day
+    client = _CountingClient(pendo)
+    got, _ = try_day_totals(client, source, DAYS, _opts(30), ours)
+    assert {d for d in DAYS if got[d].rows != ours[d]} == {DAYS[3], DAYS[17]}
+    assert len(client.asked) < 15
+
+
+def test_a_count_answered_once_per_period_is_summed_over_the_window():
+    pendo = {d: 3 for d in DAYS[:5]}
+    client = _CountingClient(pendo, per_period=True)
+    assert window_count(client, SOURCES_BY_NAME["guideEvents"], DAYS[:5], _opts(30)) == 15
+
+
+def test_guide_and_poll_events_land_exactly_and_reconcile_in_a_few_requests(make_project):
+    first = date(2026, 10, 20)
+    days = [first + timedelta(days=i) for i in range(14)]  # final days, FALL among them
+    sub = small_subscription(edge_raw_events=2)
+    keys = ["pendo/guide_events", "pendo/poll_events"]
+    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
+        project = make_project(server)
+        result = project.materialize(keys, str(days[0]), str(days[-1]))
+        assert result.success
+        by_source = server.stats.snapshot()["by_source"]
+        for key, source in zip(keys, PER_EVENT, strict=True):
+            assert evaluations(result, key)["reconciles_with_pendo"].passed, key
+            assert warehouse(project, source, days) == {
+                d: (n, 0) for d, (n, _) in truth(sub, source, days).items()
+            }
+            # A probe day and one window to load; one count for the window's totals.
+            assert by_source[source.name] == 2 + 1, by_source
+        # One event lost on a final day: the check finds that day, asking a few counts.
+        project.execute(
+            "DELETE FROM pendo.poll_events WHERE rowid IN "
+            "(SELECT rowid FROM pendo.poll_events WHERE day = ? LIMIT 1)",
+            [days[9]],
+        )
+        before = server.stats.snapshot()["by_source"]["pollEvents"]
+        checked = project.run_checks("pendo/poll_events", str(days[0]), str(days[-1]))
+        asked = server.stats.snapshot()["by_source"]["pollEvents"] - before
+    check = evaluations(checked, "pendo/poll_events")["reconciles_with_pendo"]
+    assert not check.passed
+    assert check.metadata["failed_days"].value == [str(days[9])]
+    assert asked <= 6  # the window and a bisection, not 14 one-day counts
