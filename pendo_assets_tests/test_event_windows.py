@@ -48,6 +48,19 @@ def _requests(server, name: str) -> int:
     return server.stats.snapshot()["by_source"].get(name, 0)
 
 
+def _one_day_and_windowed(sub, source, days) -> tuple[dict, dict, int]:
+    """(events by day from one-day requests, the same from windows, requests the windows took)."""
+    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
+        client = PendoClient(server.url, TEST_KEY, max_retries=0)
+        try:
+            per_day = _events_by_day(client, source, days, _opts(1))
+            before = _requests(server, source.name)
+            windowed = _events_by_day(client, source, days, _opts(30))
+            return per_day, windowed, _requests(server, source.name) - before
+        finally:
+            client.close()
+
+
 @pytest.mark.parametrize(
     "first",
     [SPRING - timedelta(days=5), FALL - timedelta(days=5)],
@@ -62,15 +75,7 @@ def test_windows_file_every_event_as_one_day_answers_do_at_midnight_and_on_dst_d
         edge_raw_events=2,
         daily_active_share=0.9,
     )
-    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
-        client = PendoClient(server.url, TEST_KEY, max_retries=0)
-        try:
-            per_day = _events_by_day(client, source, days, _opts(1))
-            before = _requests(server, source.name)
-            windowed = _events_by_day(client, source, days, _opts(30))
-            asked = _requests(server, source.name) - before
-        finally:
-            client.close()
+    per_day, windowed, asked = _one_day_and_windowed(sub, source, days)
     assert windowed == per_day
     assert asked == 2  # a one-day probe, then the other 11 days in one window
     dst = SPRING if first < FALL else FALL
@@ -95,15 +100,7 @@ def test_a_window_with_events_outside_it_is_asked_day_by_day_and_files_them_as_p
     first = date(2026, 10, 5)
     days = [first + timedelta(days=i) for i in range(6)]
     sub = small_subscription(stray_raw_events=2, daily_active_share=0.9)
-    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
-        client = PendoClient(server.url, TEST_KEY, max_retries=0)
-        try:
-            per_day = _events_by_day(client, source, days, _opts(1))
-            before = _requests(server, source.name)
-            windowed = _events_by_day(client, source, days, _opts(30))
-            asked = _requests(server, source.name) - before
-        finally:
-            client.close()
+    per_day, windowed, asked = _one_day_and_windowed(sub, source, days)
     assert windowed == per_day
     assert asked == 1 + 1 + 5  # the probe, the 5-day window, then its days one by one
     outside = sum(
