@@ -193,3 +193,23 @@ def test_guide_and_poll_events_land_exactly_and_reconcile_in_a_few_requests(make
     assert not check.passed
     assert check.metadata["failed_days"].value == [str(days[9])]
     assert asked <= 6  # the window and a bisection, not 14 one-day counts
+
+
+def test_windows_pendo_refuses_are_loaded_and_counted_a_day_at_a_time(make_project):
+    first = date(2026, 10, 5)
+    days = [first + timedelta(days=i) for i in range(6)]
+    sub = small_subscription()
+    source = SOURCES_BY_NAME["guideEvents"]
+    want = {d: (n, 0) for d, (n, _) in truth(sub, source, days).items()}
+    # Pendo refuses any query reading more than two of these days' events.
+    limit = 2 * max(sum(len(sub.event_rows(source.name, a, d)) for a in sub.app_ids) for d in days)
+    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
+        server.faults.update(memory_limit_rows=limit)
+        project = make_project(server)
+        result = project.materialize(["pendo/guide_events"], str(days[0]), str(days[-1]))
+        refused = server.stats.snapshot()["by_status"].get("400", 0)
+    assert result.success
+    assert warehouse(project, source, days) == want
+    checks = evaluations(result, "pendo/guide_events")
+    assert checks["reconciles_with_pendo"].passed and checks["reconciles_young_days"].passed
+    assert refused >= 2  # the 5-day load window and the 6-day count, each asked by day after
