@@ -39,7 +39,8 @@ def _events_by_day(client, source, days, opts) -> dict[date, list[tuple]]:
     """Every event the fetch filed under each day, as comparable tuples."""
     out = {}
     for d, t in fetch_days(client, source, days, opts):
-        rows = t.table.select(["visitor_id", "browser_time", "type", "guide_id"]).to_pylist()
+        cols = ["visitor_id", "browser_time", "guide_timestamp", "type", "guide_id"]
+        rows = t.table.select(cols).to_pylist()
         out[d] = sorted(tuple(r.values()) for r in rows)
     return out
 
@@ -80,15 +81,38 @@ def test_windows_file_every_event_as_one_day_answers_do_at_midnight_and_on_dst_d
     assert asked == 2  # a one-day probe, then the other 11 days in one window
     dst = SPRING if first < FALL else FALL
     assert (_midnight_ms(dst + timedelta(days=1)) - _midnight_ms(dst)) // 3_600_000 != 24
-    # The emulator put events on the first and last millisecond of every day, the DST day
-    # too, and each stayed on its own side of midnight.
-    times = {d: [r[1] for r in rows] for d, rows in per_day.items()}
+    # The emulator sent events on the first millisecond of every day, the DST day too, and
+    # Pendo received others on its last; each stayed on its own side of midnight.
     for d in days:
         start, end = _midnight_ms(d), _midnight_ms(d + timedelta(days=1))
-        assert times[d], d
-        assert all(start <= int(t.timestamp() * 1000) < end for t in times[d]), d
-        edges = {int(t.timestamp() * 1000) for t in times[d]}
-        assert {start, end - 1} <= edges, d
+        sent = [_ms(r[1]) for r in per_day[d]]
+        received = [_ms(r[2]) for r in per_day[d]]
+        assert all(start <= t < end for t in sent + received), d
+        assert start in sent and end - 1 in received, d
+
+
+@pytest.mark.parametrize("source", PER_EVENT, ids=lambda s: s.name)
+def test_events_sent_before_midnight_and_received_after_are_filed_as_one_day_answers_do(source):
+    """Browser and Pendo's server name different days: only a one-day answer says which Pendo
+    used, so the two days are asked alone, and the window's other days are kept."""
+    first = FALL - timedelta(days=3)
+    days = [first + timedelta(days=i) for i in range(8)]
+    sub = small_subscription(midnight_raw_events=1, daily_active_share=0.9)
+    per_day, windowed, asked = _one_day_and_windowed(sub, source, days)
+    assert windowed == per_day
+    straddling = [
+        d
+        for d, rows in per_day.items()
+        for r in rows
+        if _ms(r[1]) < _midnight_ms(d + timedelta(days=1)) <= _ms(r[2])
+    ]
+    assert len(straddling) >= len(days) - 1  # every day has one (both apps, if they had events)
+    # The probe day, the 7-day window, then each of its days that a straddling event touches.
+    assert asked == 1 + 1 + 7
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
 
 
 @pytest.mark.parametrize("source", PER_EVENT, ids=lambda s: s.name)
@@ -107,7 +131,7 @@ def test_a_window_with_events_outside_it_is_asked_day_by_day_and_files_them_as_p
         1
         for d, rows in per_day.items()
         for r in rows
-        if not _midnight_ms(d) <= int(r[1].timestamp() * 1000) < _midnight_ms(d + timedelta(1))
+        if not _midnight_ms(d) <= _ms(r[1]) < _midnight_ms(d + timedelta(1))
     )
     assert outside >= len(days)  # the strays were there, and landed where Pendo put them
 
@@ -213,3 +237,29 @@ def test_windows_pendo_refuses_are_loaded_and_counted_a_day_at_a_time(make_proje
     checks = evaluations(result, "pendo/guide_events")
     assert checks["reconciles_with_pendo"].passed and checks["reconciles_young_days"].passed
     assert refused >= 2  # the 5-day load window and the 6-day count, each asked by day after
+
+
+def test_only_days_an_event_could_belong_to_are_doubted():
+    from pendo_assets.pendo.fetch import _RowsBatch, _unsure_days
+
+    days = [date(2026, 10, 5) + timedelta(days=i) for i in range(4)]
+    hour = 3_600_000
+    day_ms = [_midnight_ms(d) + 12 * hour for d in days]  # noon of each day
+
+    def unsure(*rows: tuple[int, int | None]) -> set[date]:
+        batch = _RowsBatch(
+            [
+                {"visitorId": "v", "browserTime": b, "type": "guideSeen", "guideId": "g"}
+                | ({} if g is None else {"guideTimestamp": g})
+                for b, g in [(day_ms[0], day_ms[0] + 500), *rows]
+            ]
+        )
+        return _unsure_days(batch, days, _opts(30), "w")
+
+    assert unsure((day_ms[2], day_ms[2] + 900), (day_ms[3], None)) == set()
+    # A browser clock a day behind, inside the window: its day and Pendo's server's day.
+    assert unsure((day_ms[1], day_ms[2])) == {days[1], days[2]}
+    # Sent before the window, received on its third day: the first day holds it until asked.
+    assert unsure((day_ms[0] - 20 * hour, day_ms[2])) == {days[0], days[2]}
+    # No server time and a browser time outside the window: any day could be Pendo's.
+    assert unsure((day_ms[3] + 20 * hour, None)) == set(days)

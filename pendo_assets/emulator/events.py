@@ -415,10 +415,15 @@ def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tup
             unique.append((hour, row))
     if sub.edge_raw_events and SOURCES_BY_NAME[source_name].per_event:
         start, end = sub.local_midnight_ms(day), sub.local_midnight_ms(day + timedelta(days=1))
-        k = min(sub.edge_raw_events, len(unique) // 2)
-        for i in range(k):
-            unique[i][1]["browserTime"] = start + i
-            unique[-1 - i][1]["browserTime"] = end - 1 - i
+        for i in range(min(sub.edge_raw_events, len(unique) // 2)):
+            # Sent on the day's first milliseconds; received on its last ones.
+            unique[i][1].update(browserTime=start + i, guideTimestamp=start + i + 40)
+            unique[-1 - i][1].update(browserTime=end - 41 - i, guideTimestamp=end - 1 - i)
+    if sub.midnight_raw_events and SOURCES_BY_NAME[source_name].per_event:
+        end = sub.local_midnight_ms(day + timedelta(days=1))
+        middle = len(unique) // 2  # clear of the edge events above
+        for i, (_, row) in enumerate(unique[middle : middle + sub.midnight_raw_events]):
+            row.update(browserTime=end - 300 - i, guideTimestamp=end + 300 + i)
     changes = [
         c
         for c in sub.tag_changes

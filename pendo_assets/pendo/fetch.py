@@ -320,10 +320,13 @@ def fetch_window(
                 on_split(len(days))
             return _day_by_day(client, source, days, opts)
         batch = _RowsBatch(_fetch_day_by_hours(client, source, days[0], opts))
-    if source.per_event and len(days) > 1 and _strays_outside(batch, days, opts, what):
-        # An event whose browser clock puts it outside every day of the window was filed by
-        # Pendo under a day its row does not name: only one-day answers say which.
-        return _day_by_day(client, source, days, opts)
+    if source.per_event and len(days) > 1:
+        unsure = _unsure_days(batch, days, opts, what)
+        if unsure:
+            # Only Pendo's one-day answers say where these days' doubtful events belong.
+            out = split_days(batch, source, days, opts, what)
+            out.update(_day_by_day(client, source, sorted(unsure), opts))
+            return out
     return split_days(batch, source, days, opts, what)
 
 
@@ -336,17 +339,51 @@ def _day_by_day(
     return out
 
 
-def _strays_outside(batch: Batch, days: list[date], opts: FetchOptions, what: str) -> bool:
-    """Whether a per-event answer for ``days`` holds events whose ``browserTime`` lies outside
-    them (after ruling out a wrong time zone, which fails instead)."""
+def _local_dates(ms: pa.Array, opts: FetchOptions) -> pa.Array:
+    """Epoch milliseconds as subscription-local dates (DST included); nulls stay null."""
+    ts = pc.cast(ms, pa.int64(), safe=False).cast(pa.timestamp("ms", tz=opts.zone_name))
+    return pc.cast(pc.local_timestamp(ts), pa.date32())
+
+
+def _unsure_days(batch: Batch, days: list[date], opts: FetchOptions, what: str) -> set[date]:
+    """The days of a multi-day per-event answer whose events cannot all be filed from the rows.
+
+    A raw event carries no day. Pendo files it under the local day of its time: the browser's
+    (``browserTime``) or its own receiving server's (``guideTimestamp``); which one is not
+    documented. Where both name the same day of the window, that is the day. Where they
+    differ (a browser clock off, an event sent just before midnight and received after), the
+    event belongs to one of the two days and both are asked alone. Where the row cannot name a
+    day of the window at all (no ``guideTimestamp`` and a ``browserTime`` outside the window),
+    every day is. A wrong time zone fails here instead (``_check_browser_times``).
+    """
     start_ms, _ = day_bounds_ms(days[0], opts.zone)
     _, end_ms = day_bounds_ms(days[-1], opts.zone)
     _check_browser_times(batch, start_ms, end_ms, opts, what)
-    values = batch.values("browserTime")
-    if not len(values):
-        return False
-    inside = pc.and_(pc.greater_equal(values, start_ms), pc.less(values, end_ms))
-    return not pc.all(inside).as_py()
+    browser = batch.values("browserTime")
+    if not len(browser):
+        return set()
+    server = batch.values("guideTimestamp")
+    if not (pa.types.is_integer(server.type) or pa.types.is_floating(server.type)):
+        server = pa.nulls(len(browser), pa.int64())
+    inside = pc.and_(pc.greater_equal(browser, start_ms), pc.less(browser, end_ms))
+    browser_day, server_day = _local_dates(browser, opts), _local_dates(server, opts)
+    agree = pc.fill_null(pc.equal(browser_day, server_day), True)  # no server time: browser's
+    doubtful = pc.invert(pc.and_(inside, agree))
+    if not pc.any(doubtful).as_py():
+        return set()
+    window = set(days)
+    unsure: set[date] = set()
+    pairs = zip(
+        browser_day.filter(doubtful).to_pylist(),
+        server_day.filter(doubtful).to_pylist(),
+        strict=True,
+    )
+    for b, s in pairs:
+        if s not in window:
+            return window
+        # split_days put the event on its browser day, kept inside the window: ask that too.
+        unsure |= {min(max(b, days[0]), days[-1]), s}
+    return unsure
 
 
 class _RowsBatch(Batch):
@@ -373,10 +410,10 @@ def split_days(
             # Pendo returned these events for this day: they belong to it.
             day_values = pa.array([days[0]] * table.num_rows, pa.date32())
         else:
-            # A multi-day answer has no bucket per row: Pendo files an event under the local
-            # day of its browserTime (midnight and DST included, tested against one-day
-            # answers). Events outside the window make ``fetch_window`` ask day by day; the
-            # clamp only keeps a direct caller's rows inside the window.
+            # A multi-day answer has no bucket per row: an event goes to the local day of its
+            # browserTime (midnight and DST included, tested against one-day answers), kept
+            # inside the window; ``fetch_window`` replaces the days ``_unsure_days`` doubts
+            # with one-day answers.
             local = (
                 pc.local_timestamp(
                     table.table.column("browser_time").cast(pa.timestamp("ms", tz=opts.zone_name))
