@@ -162,7 +162,8 @@ def test_the_morning_brings_every_day_back_to_pendo_after_retroactive_tag_change
     automation = dg.evaluate_automation_conditions(
         defs=project.defs, instance=project.instance, cursor=automation.cursor
     )
-    for table in ("page_events", "feature_events"):
+    # (the marts in the same request: Dagster launches them after the enriched days they read).
+    for table in ("page_events", "feature_events", "page_daily_metrics", "feature_daily_metrics"):
         requested = automation.get_requested_partitions(dg.AssetKey(["analytics", table]))
         assert {d.isoformat() for d in DAYS} <= requested, table
     deleted = tag_change_id(changed, DELETED_PAGE)
@@ -279,10 +280,25 @@ def test_duplicated_raw_events_load_with_pendos_counts_and_the_run_succeeds(make
     with EmulatorServer(sub, integration_key=TEST_KEY).start() as emu:
         project = make_project(emu)
         days = days_between("2026-10-05", "2026-10-07")
+        project.materialize(["pendo/accounts", "pendo/visitors", "pendo/guides"])
+        # Raw, enriched and the guide mart in one run: every blocking check downstream passes.
         result = project.materialize(
-            ["pendo/guide_events", "pendo/poll_events"], "2026-10-05", "2026-10-07"
+            [
+                "pendo/guide_events",
+                "pendo/poll_events",
+                "analytics/guide_events",
+                "analytics/poll_events",
+                "analytics/guide_daily_metrics",
+            ],
+            "2026-10-05",
+            "2026-10-07",
         )
         assert result.success
+        assert all(
+            e.passed
+            for e in result.get_asset_check_evaluations()
+            if e.severity == dg.AssetCheckSeverity.ERROR
+        )
         checks = {
             (e.asset_key.to_user_string(), e.check_name): e
             for e in result.get_asset_check_evaluations()
@@ -341,3 +357,33 @@ def _skip(sub):
 )
 def test_epoch_ms_fields_are_known_by_name(path, epoch_ms):
     assert is_epoch_ms_field(path) is epoch_ms
+
+
+def test_one_tags_history_and_totals_per_day_and_tag_come_from_pendo_without_dagster(emulator):
+    """The plain-Python side: one tag's rows over many days, and Pendo's totals per (day, tag)."""
+    from zoneinfo import ZoneInfo
+
+    from pendo_assets.pendo.client import PendoClient
+    from pendo_assets.pendo.fetch import FetchOptions
+    from pendo_assets.pendo.queries import Scope
+    from pendo_assets.pendo.slices import fetch_tag_days, slice_totals
+
+    sub = emulator.subscription
+    source = SOURCES_BY_NAME["featureEvents"]
+    days = days_between("2026-10-01", "2026-10-12")
+    opts = FetchOptions(Scope(apply_exclude_list=False), ZoneInfo(sub.timezone), sub.timezone)
+    client = PendoClient(emulator.url, TEST_KEY)
+    truth: dict = {}
+    for d in days:
+        for app in sub.app_ids:
+            for r in sub.event_rows("featureEvents", app, d):
+                n, e = truth.get((d, r["featureId"]), (0, 0))
+                truth[(d, r["featureId"])] = (n + 1, e + r["numEvents"])
+    emulator.stats.reset()
+    totals, answered, failures = slice_totals(client, source, days, opts)
+    assert failures == [] and answered == days
+    assert {k: (t.rows, t.num_events) for k, t in totals.items()} == truth
+    assert emulator.stats.snapshot()["by_source"] == {"featureEvents": 1}  # 12 days, 1 window
+    tag = sorted(truth)[0][1]
+    rows = {d: t.num_rows for d, t in fetch_tag_days(client, source, tag, days, opts)}
+    assert rows == {d: truth.get((d, tag), (0, 0))[0] for d in days}
