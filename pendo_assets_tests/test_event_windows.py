@@ -15,6 +15,7 @@ from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import FetchOptions, fetch_days
 from pendo_assets.pendo.queries import Scope
 from pendo_assets.pendo.totals import DayTotals, try_day_totals, window_count
+from pendo_assets.run_tags import range_tags
 
 from .conftest import TEST_KEY, TIMEZONE, small_subscription
 from .test_real_pendo import evaluations, truth, warehouse
@@ -263,3 +264,39 @@ def test_only_days_an_event_could_belong_to_are_doubted():
     assert unsure((day_ms[0] - 20 * hour, day_ms[2])) == {days[0], days[2]}
     # No server time and a browser time outside the window: any day could be Pendo's.
     assert unsure((day_ms[3] + 20 * hour, None)) == set(days)
+
+
+def test_the_weekly_sweep_counts_poll_events_per_window_and_reloads_the_day_that_differs(
+    make_project,
+):
+    import dagster as dg
+
+    first = date(2026, 10, 5)
+    days = [first + timedelta(days=i) for i in range(10)]
+    sub = small_subscription()
+    source = SOURCES_BY_NAME["pollEvents"]
+    with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
+        project = make_project(server)
+        assert project.materialize(["pendo/poll_events"], str(days[0]), str(days[-1])).success
+        project.execute(
+            "DELETE FROM pendo.poll_events WHERE rowid IN "
+            "(SELECT rowid FROM pendo.poll_events WHERE day = ? LIMIT 1)",
+            [days[6]],
+        )
+        server.stats.reset()
+        result = dg.materialize(
+            [*project.defs.assets, *project.defs.asset_checks],
+            selection=[dg.AssetKey.from_user_string("pendo/poll_events")],
+            resources=project.defs.resources,
+            instance=project.instance,
+            run_config={"ops": {"load_pendo_events": {"config": {"sweep": True}}}},
+            tags=range_tags(str(days[0]), str(days[-1])),
+        )
+        asked = server.stats.snapshot()["by_source"]["pollEvents"]
+    assert result.success
+    assert warehouse(project, source, days) == {
+        d: (n, 0) for d, (n, _) in truth(sub, source, days).items()
+    }
+    # One count for the window and a bisection down to the day, then that day's reload: not
+    # ten one-day counts.
+    assert asked <= 7

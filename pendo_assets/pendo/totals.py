@@ -87,8 +87,8 @@ def _window_totals(
     ours: Mapping[date, int] | None = None,
 ) -> dict[date, DayTotals]:
     if source.per_event:
-        if ours is None:
-            raise ValueError(f"{source.name} totals need our own rows per day to compare")
+        if ours is None:  # nothing to compare a window's count with: one count per day
+            return {d: DayTotals(window_count(client, source, [d], opts), None) for d in days}
         return _narrow(client, source, days, window_count(client, source, days, opts), ours, opts)
     rows = _ask(client, source, days, opts)
     what = f"{source.name} totals for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
@@ -123,7 +123,8 @@ def ask_window(
     ours: Mapping[date, int] | None = None,
 ) -> Answers:
     """One window's totals, or why Pendo could not answer them. ``ours`` (rows per day we
-    hold) is what a per-event source's window count is compared with.
+    hold) is what a per-event source's window count is compared with; without it, a per-event
+    source is counted a day at a time.
 
     A window over the memory limit or timing out is asked a day at a time, so one day Pendo
     cannot answer does not cost the others their totals.
