@@ -354,6 +354,8 @@ def build_event_assets(
                 for day, table in fetch_days(pendo.client, source, days, opts, progress):
                     files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
                     fetched[day] = day_totals(source, table.table)
+            # The load's own requests: taken before the totals below start counting too.
+            metadata = _client_metadata(pendo, source, before, started)
             # Reconciliation's question to Pendo, asked now while the other sources still load;
             # final days that agreed before with these very totals need no question.
             known = remembered(warehouse.warehouse, source, days)
@@ -363,7 +365,7 @@ def build_event_assets(
                 {d: t[0] for d, t in fetched.items()},
             )
             staged = StagedDays(days, files, declared_types(source, drop), staging)
-            return staged, _client_metadata(pendo, source, before, started)
+            return staged, metadata
 
         yield from _load_concurrently(context, EVENTS, load, pendo.client)
 
