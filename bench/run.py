@@ -5,7 +5,8 @@ Modes (each contender runs in its own process, so CPU and peak RSS are its own):
 - default: the emulator with a latency model of 50 ms + 50 ms per day asked and a year of
   history. Naive script (sequential one-day requests, json.loads, pd.json_normalize, pd.concat
   in a loop, merge for names) vs the project through three ``dagster asset materialize``
-  commands (entities; the 4 aggregated event assets over the range; their enriched assets).
+  commands (entities; the 6 event assets over the range; their enriched assets). Requests and
+  Pendo time are printed per source for both.
 - ``--mode ingest``: no latency, large payloads, no HTTP and no Dagster: response bytes ->
   typed table -> DuckDB, for the project's path, the naive one and DuckDB's own ``read_json``
   of the same bytes (the practical ceiling).
@@ -51,6 +52,8 @@ from pendo_assets.instance import write_local_config
 KEY = "bench-key"
 TIMEZONE = "America/New_York"
 EVENT_SOURCES = ("events", "pageEvents", "featureEvents", "trackEvents")
+# The backfill loads every event source; the ingest mode keeps to the aggregated ones.
+BACKFILL_SOURCES = (*EVENT_SOURCES, "guideEvents", "pollEvents")
 
 
 @dataclass
@@ -169,17 +172,18 @@ def mode_backfill(args) -> tuple[list[Result], list[str]]:
         finally:
             emu.stop()
         info = parse_worker(out)
-        results.append(
-            Result(
-                "naive script",
-                wall,
-                cpu,
-                rss,
-                info["rows"],
-                st["aggregation_requests"],
-                st["max_in_flight"],
-            )
+        naive = Result(
+            "naive script",
+            wall,
+            cpu,
+            rss,
+            info["rows"],
+            st["aggregation_requests"],
+            st["max_in_flight"],
         )
+        naive.extra["pendo_s"] = st["latency_s"]
+        naive.extra["by source"] = per_source(st)
+        results.append(naive)
         emu = Emulator(spec)
         try:
             r = project_backfill(emu, first, last, work)
@@ -224,7 +228,7 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
         env.pop(k, None)  # default settings
     from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, RAW_SCHEMA, SOURCES_BY_NAME
 
-    events = [SOURCES_BY_NAME[n] for n in EVENT_SOURCES]
+    events = [SOURCES_BY_NAME[n] for n in BACKFILL_SOURCES]
     steps = [
         ("entities", [f"{RAW_SCHEMA}/{s.table}" for s in ENTITIES], None),
         ("raw events", [f"{RAW_SCHEMA}/{s.table}" for s in events], True),
@@ -247,6 +251,7 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     r.max_in_flight = st["max_in_flight"]
     r.extra["pendo_s"] = st["latency_s"]
     r.extra["pendo_busy_s"] = st["busy_s"]
+    r.extra["by source"] = per_source(st)
     r.extra["raw phases"] = raw_phases(home, r.extra["raw events s"])
     import duckdb
 
@@ -259,6 +264,12 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     finally:
         con.close()
     return r
+
+
+def per_source(stats: dict) -> dict[str, tuple[int, float]]:
+    """(requests, modelled Pendo seconds) per source, from the emulator's stats."""
+    pendo = stats.get("latency_by_source", {})
+    return {k: (n, pendo.get(k, 0.0)) for k, n in sorted(stats["by_source"].items())}
 
 
 def raw_phases(home: Path, command_s: float) -> str:
@@ -534,7 +545,16 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
     out = []
     if mode == "backfill":
         p, n = by["project (3 dagster commands)"], by["naive script"]
-        out.append(f"wall ratio project/naive: {p.wall_s / n.wall_s:.3f}  (target <= 0.2)")
+        out.append(f"wall ratio project/naive: {p.wall_s / n.wall_s:.3f}  (target <= 0.15)")
+        out.append("requests / Pendo s per source (project | naive):")
+        for name in sorted(set(p.extra["by source"]) | set(n.extra["by source"])):
+            pr, ps = p.extra["by source"].get(name, (0, 0.0))
+            nr, ns = n.extra["by source"].get(name, (0, 0.0))
+            out.append(f"  {name:<14} {pr:>5} / {ps:7.1f} s | {nr:>5} / {ns:7.1f} s")
+        out.append(
+            f"  {'all':<14} {p.requests:>5} / {p.extra['pendo_s']:7.1f} s | "
+            f"{n.requests:>5} / {n.extra['pendo_s']:7.1f} s"
+        )
         split = ", ".join(f"{k} {v}" for k, v in p.extra.items() if k.endswith(" s"))
         out.append(f"project wall per command: {split}")
         out.append(f"raw-events command: {p.extra.get('raw phases', '-')}")
@@ -542,7 +562,7 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
             floor = p.extra["pendo_s"] / 8  # PENDO_MAX_CONCURRENCY's default
             out.append(
                 f"floor (Pendo time of the project's {p.requests} requests / 8 in flight): "
-                f"{floor:.1f} s; project wall / floor: {p.wall_s / floor:.2f}  (target <= 1.5)"
+                f"{floor:.1f} s; project wall / floor: {p.wall_s / floor:.2f}  (target <= 1.3)"
             )
             # The emulator's own CPU (building and sending answers) on top of the model: what
             # Pendo's time looked like from the client.

@@ -63,7 +63,14 @@ def naive_backfill(url: str, first: str, last: str, duckdb: str) -> dict:
     d0, d1 = date.fromisoformat(first), date.fromisoformat(last)
     con = ddb.connect(duckdb)
     rows = 0
-    for source in ("events", "pageEvents", "featureEvents", "trackEvents"):
+    for source in (
+        "events",
+        "pageEvents",
+        "featureEvents",
+        "trackEvents",
+        "guideEvents",
+        "pollEvents",
+    ):
         df = pd.DataFrame()
         d = d0
         while d <= d1:

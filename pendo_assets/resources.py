@@ -82,9 +82,12 @@ class PendoResource(dg.ConfigurableResource):
         if self._client is not None:
             self._client.close()
 
-    def prefetch_totals(self, source: Source, days: list[date]) -> None:
+    def prefetch_totals(
+        self, source: Source, days: list[date], ours: dict[date, int] | None = None
+    ) -> None:
         """Ask Pendo for ``days``' totals in the background, through the run's one client, so
-        the reconciliation check finds them ready instead of asking after every load."""
+        the reconciliation check finds them ready instead of asking after every load
+        (``ours``: the rows per day just loaded, see ``totals.ask_window``)."""
         if not days:
             return
         opts = self.options
@@ -96,8 +99,8 @@ class PendoResource(dg.ConfigurableResource):
                 max_workers=opts.max_concurrency, thread_name_prefix="totals"
             )
         futures = [
-            self._totals_pool.submit(ask_window, self.client, source, w, opts)
-            for w in totals_windows(source, days, opts)
+            self._totals_pool.submit(ask_window, self.client, source, w, opts, ours)
+            for w in totals_windows(days, opts)
         ]
         self._totals[source.name] = (frozenset(days), futures)
 

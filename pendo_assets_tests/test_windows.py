@@ -70,11 +70,9 @@ def test_every_window_size_lands_the_same_rows_per_day(fresh_emulator, subscript
     finally:
         client.close()
     assert seen["one day per request"] == 60
-    if source.per_event:  # one day per request always: the day Pendo filed an event under is known
-        assert seen["adaptive, up to 30"] == seen["adaptive, small row budget"] == 60
-    else:  # a probe day, then windows of up to 30 days: 1 + ceil(59 / 30)
-        assert seen["adaptive, up to 30"] == 3
-        assert 3 < seen["adaptive, small row budget"] < 60
+    # Per-event sources too: a probe day, then windows of up to 30 days: 1 + ceil(59 / 30).
+    assert seen["adaptive, up to 30"] == 3
+    assert 3 < seen["adaptive, small row budget"] < 60
 
 
 def test_after_a_refusal_windows_stay_at_a_size_pendo_accepted(fresh_emulator, subscription):

@@ -354,14 +354,18 @@ def build_event_assets(
                 for day, table in fetch_days(pendo.client, source, days, opts, progress):
                     files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
                     fetched[day] = day_totals(source, table.table)
+            # The load's own requests: taken before the totals below start counting too.
+            metadata = _client_metadata(pendo, source, before, started)
             # Reconciliation's question to Pendo, asked now while the other sources still load;
             # final days that agreed before with these very totals need no question.
             known = remembered(warehouse.warehouse, source, days)
             pendo.prefetch_totals(
-                source, [d for d in days if d not in known or known[d] != fetched.get(d)]
+                source,
+                [d for d in days if d not in known or known[d] != fetched.get(d)],
+                {d: t[0] for d, t in fetched.items()},
             )
             staged = StagedDays(days, files, declared_types(source, drop), staging)
-            return staged, _client_metadata(pendo, source, before, started)
+            return staged, metadata
 
         yield from _load_concurrently(context, EVENTS, load, pendo.client)
 

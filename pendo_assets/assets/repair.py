@@ -186,8 +186,9 @@ def sweep(
 ) -> tuple[StagedSlices, dict]:
     """Compare every (day, tag) slice of ``days`` with Pendo's totals and reload only the
     slices that differ (whole days for sources that are not tag-scoped)."""
-    theirs, answered, failures = slice_totals(client, source, days, opts)
     ours = _ours(wh, source, days)
+    rows = {d: n for (d, _), (n, _) in ours.items()} if not tag_scoped(source) else None
+    theirs, answered, failures = slice_totals(client, source, days, opts, rows)
     asked = set(answered)
     empty, none = (0, None if source.per_event else 0), DayTotals(0, 0)
     differing = sorted(

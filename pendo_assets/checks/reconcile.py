@@ -72,8 +72,9 @@ def reconcile_result(
     settled = {d for d in final if d in known and tuple(known[d]) == tuple(ours.get(d, empty))}
     asked = [d for d in days if d not in settled]
     # Asked during this run's load (concurrently with the other sources), or asked now.
+    rows = {d: n for d, (n, _) in ours.items()}  # what a per-event window count is held to
     ready = pendo.prefetched_totals(source, asked) if asked else ({}, [])
-    theirs, failures = ready or try_day_totals(pendo.client, source, asked, pendo.options)
+    theirs, failures = ready or try_day_totals(pendo.client, source, asked, pendo.options, rows)
     for d in settled:
         theirs[d] = DayTotals(*known[d])
     differing = [
@@ -83,7 +84,7 @@ def reconcile_result(
     young = [d for d in differing if d not in final]
     again: dict[date, DayTotals] = {}
     if young:
-        again, more_failures = try_day_totals(pendo.client, source, young, pendo.options)
+        again, more_failures = try_day_totals(pendo.client, source, young, pendo.options, rows)
         failures += more_failures
     still_young = [
         d for d in young if d in again and not _equal(source, ours.get(d, empty), again[d])

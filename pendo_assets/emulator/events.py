@@ -19,7 +19,7 @@ import functools
 import json
 import random
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from pendo_assets.catalog import SOURCES_BY_NAME, TAG_ENTITY_OF
@@ -413,6 +413,17 @@ def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tup
         if key not in seen:
             seen.add(key)
             unique.append((hour, row))
+    if sub.edge_raw_events and SOURCES_BY_NAME[source_name].per_event:
+        start, end = sub.local_midnight_ms(day), sub.local_midnight_ms(day + timedelta(days=1))
+        for i in range(min(sub.edge_raw_events, len(unique) // 2)):
+            # Sent on the day's first milliseconds; received on its last ones.
+            unique[i][1].update(browserTime=start + i, guideTimestamp=start + i + 40)
+            unique[-1 - i][1].update(browserTime=end - 41 - i, guideTimestamp=end - 1 - i)
+    if sub.midnight_raw_events and SOURCES_BY_NAME[source_name].per_event:
+        end = sub.local_midnight_ms(day + timedelta(days=1))
+        middle = len(unique) // 2  # clear of the edge events above
+        for i, (_, row) in enumerate(unique[middle : middle + sub.midnight_raw_events]):
+            row.update(browserTime=end - 300 - i, guideTimestamp=end + 300 + i)
     changes = [
         c
         for c in sub.tag_changes

@@ -290,7 +290,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         delay_ms = faults.latency_base_ms + faults.latency_per_day_ms * query.days_asked
         if delay_ms > 0:
-            emu.stats.waited(delay_ms / 1000)
+            emu.stats.waited(delay_ms / 1000, query.source)
             time.sleep(delay_ms / 1000)
         if faults.slow_over_days and query.days_asked > faults.slow_over_days:
             time.sleep(faults.timeout_sleep_s)

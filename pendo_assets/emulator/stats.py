@@ -30,6 +30,7 @@ class Stats:
             self.rows = 0  # result rows streamed
             self.connections = 0  # TCP connections accepted (keep-alive reuses them)
             self.latency_s = 0.0  # modelled Pendo time (latency knobs), summed over requests
+            self.latency_by_source: Counter[str] = Counter()  # the same, per source
             # Time aggregation requests were open here (latency, building and sending the
             # answer), summed: Pendo's time as the client saw it.
             self.busy_s = 0.0
@@ -50,9 +51,11 @@ class Stats:
             self.in_flight -= 1
             self.busy_s += busy_s
 
-    def waited(self, seconds: float) -> None:
+    def waited(self, seconds: float, source: str | None = None) -> None:
         with self._lock:
             self.latency_s += seconds
+            if source is not None:
+                self.latency_by_source[source] += seconds
 
     def source(self, name: str, days: float = 0.0, tagged: bool = False) -> None:
         with self._lock:
@@ -87,5 +90,6 @@ class Stats:
                 "rows": self.rows,
                 "connections": self.connections,
                 "latency_s": round(self.latency_s, 3),
+                "latency_by_source": {k: round(v, 3) for k, v in self.latency_by_source.items()},
                 "busy_s": round(self.busy_s, 3),
             }

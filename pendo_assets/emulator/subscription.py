@@ -108,6 +108,13 @@ class Subscription:
     # midnight, outside the day Pendo files (and returns) them under.
     stray_raw_events: int = 0
     stray_shift_ms: int = 3 * 3_600_000
+    # Raw events at the very edges of their local day (DST days included): the first
+    # ``edge_raw_events`` guide and poll events of each app and day are sent on the day's first
+    # milliseconds, the last ones received (guideTimestamp) on its last. ``midnight_raw_events``
+    # more are sent just before the next midnight and received just after it. Pendo files all
+    # of them under that day.
+    edge_raw_events: int = 0
+    midnight_raw_events: int = 0
     edits: tuple[EntityEdit, ...] = ()
     tag_changes: tuple[TagChange, ...] = ()
     # Raw guide/poll events sent twice, identical in every field (Pendo counts both): the

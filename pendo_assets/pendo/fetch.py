@@ -1,5 +1,5 @@
-"""Fetch sources as typed tables: entities in pages, events one subscription-local day at a
-time (or in multi-day windows split back into days), concurrently under the client's bound.
+"""Fetch sources as typed tables: entities in pages, events in multi-day windows split back
+into subscription-local days, concurrently under the client's bound.
 
 Also where Pendo's answers are checked before anything is written: every ``day`` (or
 ``browserTime``) must fall on the requested subscription-local days, so a time-zone mismatch
@@ -318,12 +318,72 @@ def fetch_window(
         if len(days) > 1:
             if on_split is not None:
                 on_split(len(days))
-            out: dict[date, TypedTable] = {}
-            for d in days:
-                out.update(fetch_window(client, source, [d], opts))
-            return out
+            return _day_by_day(client, source, days, opts)
         batch = _RowsBatch(_fetch_day_by_hours(client, source, days[0], opts))
+    if source.per_event and len(days) > 1:
+        unsure = _unsure_days(batch, days, opts, what)
+        if unsure:
+            # Only Pendo's one-day answers say where these days' doubtful events belong.
+            out = split_days(batch, source, days, opts, what)
+            out.update(_day_by_day(client, source, sorted(unsure), opts))
+            return out
     return split_days(batch, source, days, opts, what)
+
+
+def _day_by_day(
+    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+) -> dict[date, TypedTable]:
+    out: dict[date, TypedTable] = {}
+    for d in days:
+        out.update(fetch_window(client, source, [d], opts))
+    return out
+
+
+def _local_dates(ms: pa.Array, opts: FetchOptions) -> pa.Array:
+    """Epoch milliseconds as subscription-local dates (DST included); nulls stay null."""
+    ts = pc.cast(ms, pa.int64(), safe=False).cast(pa.timestamp("ms", tz=opts.zone_name))
+    return pc.cast(pc.local_timestamp(ts), pa.date32())
+
+
+def _unsure_days(batch: Batch, days: list[date], opts: FetchOptions, what: str) -> set[date]:
+    """The days of a multi-day per-event answer whose events cannot all be filed from the rows.
+
+    A raw event carries no day. Pendo files it under the local day of its time: the browser's
+    (``browserTime``) or its own receiving server's (``guideTimestamp``); which one is not
+    documented. Where both name the same day of the window, that is the day. Where they
+    differ (a browser clock off, an event sent just before midnight and received after), the
+    event belongs to one of the two days and both are asked alone. Where the row cannot name a
+    day of the window at all (no ``guideTimestamp`` and a ``browserTime`` outside the window),
+    every day is. A wrong time zone fails here instead (``_check_browser_times``).
+    """
+    start_ms, _ = day_bounds_ms(days[0], opts.zone)
+    _, end_ms = day_bounds_ms(days[-1], opts.zone)
+    _check_browser_times(batch, start_ms, end_ms, opts, what)
+    browser = batch.values("browserTime")
+    if not len(browser):
+        return set()
+    server = batch.values("guideTimestamp")
+    if not (pa.types.is_integer(server.type) or pa.types.is_floating(server.type)):
+        server = pa.nulls(len(browser), pa.int64())
+    inside = pc.and_(pc.greater_equal(browser, start_ms), pc.less(browser, end_ms))
+    browser_day, server_day = _local_dates(browser, opts), _local_dates(server, opts)
+    agree = pc.fill_null(pc.equal(browser_day, server_day), True)  # no server time: browser's
+    doubtful = pc.invert(pc.and_(inside, agree))
+    if not pc.any(doubtful).as_py():
+        return set()
+    window = set(days)
+    unsure: set[date] = set()
+    pairs = zip(
+        browser_day.filter(doubtful).to_pylist(),
+        server_day.filter(doubtful).to_pylist(),
+        strict=True,
+    )
+    for b, s in pairs:
+        if s not in window:
+            return window
+        # split_days put the event on its browser day, kept inside the window: ask that too.
+        unsure |= {min(max(b, days[0]), days[-1]), s}
+    return unsure
 
 
 class _RowsBatch(Batch):
@@ -350,8 +410,10 @@ def split_days(
             # Pendo returned these events for this day: they belong to it.
             day_values = pa.array([days[0]] * table.num_rows, pa.date32())
         else:
-            # No bucket per row in a multi-day answer: the local day of browserTime, kept
-            # inside the window (an event just outside belongs to the window's nearest day).
+            # A multi-day answer has no bucket per row: an event goes to the local day of its
+            # browserTime (midnight and DST included, tested against one-day answers), kept
+            # inside the window; ``fetch_window`` replaces the days ``_unsure_days`` doubts
+            # with one-day answers.
             local = (
                 pc.local_timestamp(
                     table.table.column("browser_time").cast(pa.timestamp("ms", tz=opts.zone_name))
@@ -384,18 +446,13 @@ class WindowSizer:
     """Days per request for one source, from what it returned so far.
 
     Starts at one day; after each answer the next windows hold about ``rows_per_request`` rows
-    at the source's average rows per day, at most ``days_per_request`` days (one for raw
-    events). Once Pendo has
+    at the source's average rows per day, at most ``days_per_request`` days. Once Pendo has
     refused a window (memory limit, timeout), the budget drops to the largest answer it has
     accepted, so later windows stay at a size known to work.
     """
 
-    def __init__(self, opts: FetchOptions, source: Source | None = None):
-        # Per-event sources stay one day per request: only then is the day Pendo filed an
-        # event under known (a stray browserTime in a multi-day answer could land on a
-        # neighbouring day and fail a final day's reconciliation for nothing).
-        raw = source is not None and source.per_event
-        self.limit = 1 if raw else max(1, opts.days_per_request)
+    def __init__(self, opts: FetchOptions):
+        self.limit = max(1, opts.days_per_request)
         self.target = max(1, opts.rows_per_request)
         self.size = 1
         self.rows = 0
@@ -449,7 +506,7 @@ def fetch_days(
     holds only a few windows in memory however fast Pendo answers.
     """
     todo = sorted(days)
-    sizer = WindowSizer(opts, source)
+    sizer = WindowSizer(opts)
     total = len(todo)
     done = 0
     nxt = 0

@@ -91,16 +91,14 @@ def totals_request(
     """Pendo's own row count (and sum of numEvents) of an event source, for reconciliation.
 
     Aggregated sources: one row per day, ``{"day", "rows", "numEvents"}``, from a ``group`` on
-    ``day`` over ``count`` days. Per-event sources have no ``day`` field (they are timed by
-    ``browserTime``), so they are asked one day at a time and answer ``{"count": N}``.
+    ``day`` over ``count`` days. Per-event sources have no ``day`` field to group on (they are
+    timed by ``browserTime``): ``{"count": N}`` over the ``count`` days.
     The rows are filtered exactly as the loading request filters them (apps, Exclude List,
     anonymous visitors), so the numbers compare with what landed. ``by`` adds fields to group
     on besides the day (the tag id: totals per day and tag).
     """
     pipeline = event_pipeline(source, scope, first_ms, count)
     if source.per_event:
-        if count != 1:
-            raise ValueError(f"{source.name} totals are asked one day at a time, not {count}")
         pipeline.append({"count": None})
     else:
         pipeline.append(

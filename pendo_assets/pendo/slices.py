@@ -96,16 +96,21 @@ def _ask(
 
 
 def slice_totals(
-    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+    client: PendoClient,
+    source: Source,
+    days: list[date],
+    opts: FetchOptions,
+    ours: dict[date, int] | None = None,
 ) -> tuple[dict[Slice, DayTotals], list[date], Failures]:
     """Pendo's totals of every (day, tag) slice of ``days`` that has rows, the days answered,
     and the windows Pendo could not answer (with why).
 
     Tag-scoped sources are grouped by day and tag in windows of ``days_per_request`` days; the
-    others have one slice per day, ``(day, None)``, from the per-day totals reconciliation asks.
+    others have one slice per day, ``(day, None)``, from the per-day totals reconciliation asks
+    (``ours``, the rows per day we hold, lets per-event sources be counted per window).
     """
     if not tag_scoped(source):
-        totals, failures = try_day_totals(client, source, days, opts)
+        totals, failures = try_day_totals(client, source, days, opts, ours)
         return {(d, None): t for d, t in totals.items()}, sorted(totals), failures
     out: dict[Slice, DayTotals] = {}
     answered: list[date] = []
