@@ -296,8 +296,11 @@ def _guide_story(sub: Subscription, app_id: int, s: Session) -> tuple[list[dict]
                 nps = polls[poll_id]["questionType"] == "NPSRating"
                 answer = rng.randint(0, 10) if nps else rng.choice(V.FREE_TEXT_ANSWERS)
                 emit("pollResponse", step, poll_rows, pollId=poll_id, pollResponse=answer)
-        if rng.random() < 0.1:
+        # About 4.5% of guide events, as seen on a real subscription.
+        if rng.random() < 0.09:
             emit("guideActivity", step, guide_rows)
+        if sub.unknown_guide_event_type and rng.random() < 0.1:
+            emit(sub.unknown_guide_event_type, step, guide_rows)
         if si < len(steps) - 1 and rng.random() < 0.6:
             emit("guideAdvanced", step, guide_rows)
             continue

@@ -85,6 +85,10 @@ class Subscription:
     stray_raw_events: int = 0
     stray_shift_ms: int = 3 * 3_600_000
     edits: tuple[EntityEdit, ...] = ()
+    # A guide event type Pendo may start sending (one the marts have no column for): when set,
+    # about one guide step in ten seen also gets an event of this type. Unset, no random number
+    # is drawn for it, so the generated data stays the same.
+    unknown_guide_event_type: str | None = None
 
     def __post_init__(self) -> None:
         # Lists would make the dataclass unhashable (it keys the per-day caches).
