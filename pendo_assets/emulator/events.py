@@ -288,6 +288,7 @@ def _guide_story(sub: Subscription, app_id: int, s: Session) -> tuple[list[dict]
         t += rng.randint(1000, 20000)
         rows.append({**base, "browserTime": t, "guideStepId": step["id"], "type": kind, **extra})
 
+    extra = random.Random(s.seed ^ 0xBB67AE85) if sub.unknown_guide_event_type else None
     steps = guide["steps"]
     for si, step in enumerate(steps):
         emit("guideSeen", step, guide_rows)
@@ -299,8 +300,16 @@ def _guide_story(sub: Subscription, app_id: int, s: Session) -> tuple[list[dict]
         # About 4.5% of guide events, as seen on a real subscription.
         if rng.random() < 0.09:
             emit("guideActivity", step, guide_rows)
-        if sub.unknown_guide_event_type and rng.random() < 0.1:
-            emit(sub.unknown_guide_event_type, step, guide_rows)
+        if extra is not None and extra.random() < 0.1:
+            # From its own Random and without moving `t`: the rest of the story is unchanged.
+            guide_rows.append(
+                {
+                    **base,
+                    "browserTime": t + extra.randint(1, 999),
+                    "guideStepId": step["id"],
+                    "type": sub.unknown_guide_event_type,
+                }
+            )
         if si < len(steps) - 1 and rng.random() < 0.6:
             emit("guideAdvanced", step, guide_rows)
             continue
