@@ -102,8 +102,42 @@ def _per_guide_type(m: re.Match) -> str:
     )
 
 
+# Page and feature days share one SQL file, tag_daily_metrics.sql, with these names filled in
+# (column names as dbt_pendo has them). Features also carry the page they live on.
+_NO_EXTRA = {"per_columns": "", "spine_columns": "", "spine_join": "", "m_columns": ""}
+TAG_DAYS: dict[str, dict[str, str]] = {
+    "page_daily_metrics": {
+        "tag": "page",
+        "tags": "pendo.pages",
+        "sum": "sum_pageviews",
+        "records": "count_pageview_events",
+        "per_visitor": "avg_daily_pageviews_per_visitor",
+        "share": "percent_of_daily_pageviews",
+        **_NO_EXTRA,
+        "out_columns": "",
+    },
+    "feature_daily_metrics": {
+        "tag": "feature",
+        "tags": "pendo.features",
+        "sum": "sum_clicks",
+        "records": "count_click_events",
+        "per_visitor": "avg_daily_clicks_per_visitor",
+        "share": "percent_of_daily_clicks",
+        "per_columns": "\n           any_value(page_id) AS page_id,"
+        "\n           any_value(page_name) AS page_name,",
+        "spine_columns": ", p.page_id, pg.name AS page_name",
+        "spine_join": "\n    LEFT JOIN pendo.pages pg ON pg.id = p.page_id",
+        "m_columns": "\n           coalesce(per.page_id, s.page_id) AS page_id,"
+        "\n           coalesce(per.page_name, s.page_name) AS page_name,",
+        "out_columns": "\n       page_id,\n       page_name,",
+    },
+}
+
+
 @cache
 def load_sql(name: str) -> str:
+    if name in TAG_DAYS:
+        return (SQL_DIR / "tag_daily_metrics.sql").read_text().format(**TAG_DAYS[name])
     sql = (SQL_DIR / f"{name}.sql").read_text()
     sql = sql.replace("{known_guide_types}", KNOWN_GUIDE_TYPES_SQL)
     return _PER_GUIDE_TYPE.sub(_per_guide_type, sql)
