@@ -17,7 +17,7 @@ from pendo_assets.marts.models import DAILY_MARTS, MARTS_BY_NAME, ROLLUPS
 from pendo_assets.settings import load_settings
 from pendo_assets.warehouse.store import Warehouse
 
-from .conftest import TEST_KEY, Project, project_env, small_subscription
+from .conftest import TEST_KEY, TIMEZONE, Project, project_env, small_subscription
 
 GUIDE_TABLES = ("guide_events", "poll_events")
 
@@ -213,6 +213,32 @@ def test_guide_counts_tie_out_for_every_type(marts):
         )
     }
     assert per_type and all(mart[(d, g)][t] == n for d, g, t, n in per_type)
+
+
+def test_tag_days_are_a_date_spine_from_each_tags_creation(marts):
+    project, _ = marts
+    days = f"range(DATE '{START}', DATE '{END}' + 1, INTERVAL 1 DAY) d(day)"
+    for tag, activity in (
+        ("page", "count_pageview_events"),
+        ("feature", "count_click_events"),
+        ("guide", "count_guide_events + count_poll_responses"),
+    ):
+        created = f"timezone('{TIMEZONE}', t.created_at)::DATE"
+        want = project.query(
+            f"SELECT d.day::DATE, t.id FROM pendo.{tag}s t, {days} WHERE {created} <= d.day "
+            f"UNION SELECT day, {tag}_id FROM analytics.{tag}_events WHERE {RANGE} ORDER BY ALL"
+        )
+        got = project.query(f"SELECT day, {tag}_id FROM analytics.{tag}_daily_metrics ORDER BY ALL")
+        assert got == want, tag
+        zeros = one(
+            project, f"SELECT count(*) FROM analytics.{tag}_daily_metrics WHERE {activity} = 0"
+        )
+        active = one(
+            project, f"SELECT count(*) FROM analytics.{tag}_daily_metrics WHERE {activity} > 0"
+        )
+        assert zeros > 0 and active > 0, tag
+        # The rollup's active days are the days with activity, not the spine's.
+        assert one(project, f"SELECT sum(count_active_days) FROM analytics.{tag}s") == active, tag
 
 
 def test_rollups_have_one_row_per_entity(marts):
