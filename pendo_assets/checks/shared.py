@@ -13,6 +13,9 @@ from pendo_assets.warehouse.store import Warehouse, markdown_table
 MAX_DAYS_NAMED = 20  # failure descriptions name at most this many days
 
 GRAIN = "grain_is_unique"
+# Per-event sources (guide and poll events) instead: identical rows are possible at Pendo and
+# counted there, so they are shown, never blocking; reconciliation compares the counts.
+IDENTICAL = "identical_rows"
 REQUIRED = "required_ids_present"
 RECONCILES = "reconciles_with_pendo"
 YOUNG = "reconciles_young_days"
@@ -22,7 +25,7 @@ UNIQUE_IDS = "ids_are_unique"
 TIES_OUT = "ties_out_with_raw"
 KNOWN_TYPES = "guide_event_types_known"
 # Checks that only ever warn: they never return ERROR, whatever happens.
-WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG, KNOWN_TYPES})
+WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG, IDENTICAL, KNOWN_TYPES})
 
 
 def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:
