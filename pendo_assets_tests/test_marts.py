@@ -12,7 +12,7 @@ import pytest
 from pendo_assets.catalog import ENTITIES, EVENTS, GUIDE_EVENT_TYPES, guide_count_column
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import EmulatorServer
-from pendo_assets.marts.first_seen import fold_and_recompute
+from pendo_assets.marts.first_seen import fold, fold_and_recompute
 from pendo_assets.marts.models import DAILY_MARTS, MARTS_BY_NAME, ROLLUPS
 from pendo_assets.settings import load_settings
 from pendo_assets.warehouse.store import Warehouse
@@ -412,6 +412,27 @@ def test_a_day_loaded_without_its_mart_run_is_still_folded(tmp_path):
     assert _split(wh)[(D2, "f1")] == (1, 1, 0, 1)
 
 
+def _fold_matches_recount(wh, fs, truth, rows, load, unload, reloads, rng) -> None:
+    """Load and fold each day of ``rows`` in a random order, then re-load each of ``reloads``
+    (day, rows kept) with fewer rows: after every fold the first-seen table equals ``truth``,
+    and a re-loaded day never reports itself as another day to recompute."""
+    stored = f"SELECT * FROM analytics.{fs.table} ORDER BY ALL"
+    order = list(rows)
+    rng.shuffle(order)
+    for d in order:
+        load(rows[d])
+        with wh.transaction() as con:
+            fold(con, fs, [d])
+        assert wh.query(stored) == wh.query(truth)
+    for d, keep in reloads:
+        unload(d)
+        load(rows[d][:keep])
+        with wh.transaction() as con:
+            moved = fold(con, fs, [d])
+        assert wh.query(stored) == wh.query(truth)
+        assert all(day != d for day in moved)
+
+
 @pytest.mark.parametrize("who", ["visitor_id", "account_id"])
 @pytest.mark.parametrize("seed", [7, 11, 23])
 def test_folding_in_any_order_with_reloads_that_lose_rows_matches_a_full_recount(
@@ -421,8 +442,6 @@ def test_folding_in_any_order_with_reloads_that_lose_rows_matches_a_full_recount
     # whatever order days arrive in and when a re-loaded day loses pairs (the `rest` step);
     # for accounts, rows without an account are no pair at all.
     import random
-
-    from pendo_assets.marts.first_seen import fold
 
     rng = random.Random(seed)
     wh = _fixture_warehouse(tmp_path)
@@ -445,22 +464,15 @@ def test_folding_in_any_order_with_reloads_that_lose_rows_matches_a_full_recount
         f"SELECT {who}, feature_id, min(day) FROM analytics.feature_events "
         f"WHERE coalesce({who}, '') <> '' GROUP BY ALL ORDER BY ALL"
     )
-    stored = f"SELECT * FROM analytics.{fs.table} ORDER BY ALL"
-    order = days[:]
-    rng.shuffle(order)
-    for d in order:
-        _insert(wh, rows[d])
-        with wh.transaction() as con:
-            fold(con, fs, [d])
-        assert wh.query(stored) == wh.query(truth)
-    for d in (days[1], days[4]):  # re-loaded with half its rows: some pairs move later
+
+    def unload(d):
         with wh.transaction() as con:
             con.execute("DELETE FROM analytics.feature_events WHERE day = ?", [d])
-        _insert(wh, rows[d][:6])
-        with wh.transaction() as con:
-            moved = fold(con, fs, [d])
-        assert wh.query(stored) == wh.query(truth)
-        assert all(day != d for day in moved)
+
+    # Days 2 and 5 re-loaded with half their rows: some pairs move later.
+    _fold_matches_recount(
+        wh, fs, truth, rows, lambda r: _insert(wh, r), unload, [(days[1], 6), (days[4], 6)], rng
+    )
     assert any(
         n
         for n in wh.query(
@@ -917,8 +929,6 @@ def test_guide_first_seen_folds_guide_and_poll_events_in_any_order(tmp_path, who
     # fold, in any order and after re-loads that lose rows, it equals a full recount.
     import random
 
-    from pendo_assets.marts.first_seen import fold
-
     rng = random.Random(seed)
     wh = _fixture_warehouse(tmp_path)
     days = [D1 + timedelta(days=i) for i in range(6)]
@@ -930,7 +940,7 @@ def test_guide_first_seen_folds_guide_and_poll_events_in_any_order(tmp_path, who
 
     rows = {d: [draw(d) for _ in range(10)] for d in days}
 
-    def load(d, picked):
+    def load(picked):
         with wh.transaction() as con:
             for table, row in picked:
                 con.execute(
@@ -945,19 +955,10 @@ def test_guide_first_seen_folds_guide_and_poll_events_in_any_order(tmp_path, who
         f"UNION ALL BY NAME SELECT * FROM analytics.poll_events) "
         f"WHERE coalesce({who}, '') <> '' GROUP BY ALL ORDER BY ALL"
     )
-    stored = f"SELECT * FROM analytics.{fs.table} ORDER BY ALL"
-    order = days[:]
-    rng.shuffle(order)
-    for d in order:
-        load(d, rows[d])
-        with wh.transaction() as con:
-            fold(con, fs, [d])
-        assert wh.query(stored) == wh.query(truth)
-    for d in (days[0], days[3]):  # re-loaded with fewer rows
+
+    def unload(d):
         with wh.transaction() as con:
             con.execute("DELETE FROM analytics.guide_events WHERE day = ?", [d])
             con.execute("DELETE FROM analytics.poll_events WHERE day = ?", [d])
-        load(d, rows[d][:4])
-        with wh.transaction() as con:
-            fold(con, fs, [d])
-        assert wh.query(stored) == wh.query(truth)
+
+    _fold_matches_recount(wh, fs, truth, rows, load, unload, [(days[0], 4), (days[3], 4)], rng)
