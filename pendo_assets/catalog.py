@@ -173,8 +173,16 @@ _PER_EVENT_COLUMNS = {
     # When Pendo's server took the event (epoch ms), beside the browser's own clock.
     "guideTimestamp": TIMESTAMPTZ,
 }
-# The `type` of guide events the marts count, each in its own column (`count_guide_seen`, ...).
-GUIDE_EVENT_TYPES = ("guideSeen", "guideAdvanced", "guideDismissed", "guideSnoozed", "guideTimeout")
+# The `type` of guide events the marts count, each in its own column (`count_guide_seen`, ...);
+# the marts count any other type in `count_guide_other` and a warning check names it.
+GUIDE_EVENT_TYPES = (
+    "guideSeen",
+    "guideAdvanced",
+    "guideDismissed",
+    "guideSnoozed",
+    "guideTimeout",
+    "guideActivity",
+)
 
 
 def guide_count_column(event_type: str, prefix: str = "count") -> str:

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from pendo_assets import clock
-from pendo_assets.catalog import AGGREGATED_MEASURES, SOURCES, SOURCES_BY_NAME
+from pendo_assets.catalog import AGGREGATED_MEASURES, GUIDE_EVENT_TYPES, SOURCES, SOURCES_BY_NAME
 from pendo_assets.emulator import Drift, EmulatorServer, Faults, Subscription
 from pendo_assets.emulator.entities import deleted_tag_ids
 from pendo_assets.emulator.events import hour_parts
@@ -238,14 +238,8 @@ def test_raw_events_fall_inside_their_local_day(sub):
     rows = sub.event_rows("guideEvents", DEFAULT_APP, SUMMER)
     polls = sub.event_rows("pollEvents", DEFAULT_APP, SUMMER)
     assert rows and all(start <= r["browserTime"] < end and "day" not in r for r in rows)
-    assert {r["type"] for r in rows} <= {
-        "guideSeen",
-        "guideAdvanced",
-        "guideDismissed",
-        "guideSnoozed",
-        "guideTimeout",
-        "guideActivity",
-    }
+    # Only types the marts have a column for, unless told to send another (below).
+    assert {r["type"] for r in rows} <= set(GUIDE_EVENT_TYPES)
     many = [
         p
         for k in range(20)
@@ -255,6 +249,24 @@ def test_raw_events_fall_inside_their_local_day(sub):
     assert any(isinstance(p["pollResponse"], str) for p in many)
     assert all(0 <= p["pollResponse"] <= 10 for p in many if isinstance(p["pollResponse"], int))
     assert all(start <= p["browserTime"] < end for p in polls)
+
+
+def test_guide_activity_is_about_one_guide_event_in_twenty_and_unknown_types_on_request(sub):
+    def types(s) -> Counter:
+        return Counter(
+            r["type"]
+            for k in range(40)
+            for app in s.app_ids
+            for r in s.event_rows("guideEvents", app, SUMMER - timedelta(days=k))
+        )
+
+    plain = types(sub)
+    assert set(plain) == set(GUIDE_EVENT_TYPES)
+    assert 0.035 < plain["guideActivity"] / plain.total() < 0.055  # 4.5% on a real subscription
+    told = types(sub.replace(unknown_guide_event_type="guideFlown"))
+    assert set(told) == {*GUIDE_EVENT_TYPES, "guideFlown"}
+    assert told - Counter(guideFlown=told["guideFlown"]) == plain  # the rest is unchanged
+    assert 0.02 < told["guideFlown"] / told.total() < 0.1
 
 
 def test_schema_drift_adds_a_field_on_its_days_only(server):

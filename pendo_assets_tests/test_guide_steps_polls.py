@@ -12,6 +12,7 @@ import pytest
 from pendo_assets.assets.raw import nested_statements
 from pendo_assets.catalog import SOURCES_BY_NAME, SOURCES_BY_TABLE
 from pendo_assets.enriched_sql import enriched_query
+from pendo_assets.marts.first_seen import fold_and_recompute
 from pendo_assets.marts.models import MARTS_BY_NAME
 
 D1, D2 = date(2026, 10, 1), date(2026, 10, 2)
@@ -49,7 +50,8 @@ def con():
     con.execute("CREATE SCHEMA pendo; CREATE SCHEMA analytics")
     con.execute(
         "CREATE TABLE pendo.guides AS SELECT 'g1' AS id, -323232::BIGINT AS app_id, "
-        "'Survey' AS name, ?::JSON AS steps, ?::JSON AS polls",
+        "'Survey' AS name, ?::JSON AS steps, ?::JSON AS polls, "
+        "TIMESTAMPTZ '2026-09-01 12:00:00+00' AS created_at",
         [json.dumps(STEPS), json.dumps(POLLS)],
     )
     for sql in nested_statements(SOURCES_BY_TABLE["guides"], frozenset()):
@@ -157,6 +159,8 @@ def test_guide_funnel_counts_visitors_per_step(con):
         "('v1','a1',DATE '2026-10-01','guideSeen','g1','s2','Survey')) "
         "t(visitor_id, account_id, day, type, guide_id, guide_step_id, guide_name)"
     )
+    # What the mart's write does first: the first-seen tables and the time zone it reads.
+    fold_and_recompute(con, MARTS_BY_NAME["guide_daily_metrics"], [D1], "America/New_York")
     row = con.execute(
         f"SELECT count_steps, count_visitors_first_step, count_visitors_last_step, step_funnel "
         f"FROM ({MARTS_BY_NAME['guide_daily_metrics'].sql}) WHERE day = $1",

@@ -44,12 +44,16 @@ def marts(con: duckdb.DuckDBPyConnection) -> None:
         for v in range(i % 5 + 1):
             con.execute("INSERT INTO analytics.visitor_daily_metrics VALUES (?, ?)", [d, f"v{v}"])
         con.execute("INSERT INTO analytics.account_daily_metrics VALUES (?, 'a1')", [d])
+        # Activity without an account (anonymous visitors) is no account.
+        con.execute("INSERT INTO analytics.account_daily_metrics VALUES (?, '')", [d])
         for f in range(12):
             con.execute(
                 "INSERT INTO analytics.feature_daily_metrics VALUES (?, ?, ?, ?)",
                 [d, f"f{f}", None if f == 11 else f"Feature {f}", f + 1],
             )
         con.execute("INSERT INTO analytics.page_daily_metrics VALUES (?, 'p1', 'Home', 7)", [d])
+        # A page of the date spine never viewed: no bar.
+        con.execute("INSERT INTO analytics.page_daily_metrics VALUES (?, 'p0', 'Idle', 0)", [d])
         con.execute(
             "INSERT INTO analytics.guide_daily_metrics VALUES (?, 'g1', 10, 4, 3, 1, 2)", [d]
         )

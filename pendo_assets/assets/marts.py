@@ -48,9 +48,10 @@ def build_daily_mart(
     mart: Mart, settings: Settings, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     first_seen = ""
-    if mart.first_seen is not None:
+    if mart.first_seen:
+        tables = " and ".join(f"`analytics.{fs.table}`" for fs in mart.first_seen)
         first_seen = (
-            f"First-time visitors come from `analytics.{mart.first_seen.table}`, kept up to "
+            f"First-time visitors and accounts come from {tables}, kept up to "
             "date as days load; when an earlier day is loaded after later ones, the later "
             "days it changes are recomputed in the same step (reported as materializations). "
         )
@@ -69,13 +70,13 @@ def build_daily_mart(
     def _daily(context: dg.AssetExecutionContext, warehouse: WarehouseResource) -> DaysQuery:
         days = partition_dates(context.partition_keys)
         _require(warehouse, mart)
-        if mart.first_seen is None:
+        if not mart.first_seen:
             return DaysQuery(days, mart.sql)
 
         def fold(con) -> dict[date, dict]:
             # In the IO manager's write transaction: the first-seen table, the other days it
             # changes and this run's days are written together or not at all.
-            redo = fold_and_recompute(con, mart, days)
+            redo = fold_and_recompute(con, mart, days, settings.timezone)
             if redo:
                 context.log.info(
                     f"first-seen changed on {len(redo)} other day(s); recomputed "
@@ -88,7 +89,7 @@ def build_daily_mart(
             mart.sql,
             prepare=fold,
             other_days_description="Recomputed: an earlier day loaded since changed which "
-            "visitors are first-time on this day.",
+            "visitors or accounts are first-time on this day.",
         )
 
     return _daily

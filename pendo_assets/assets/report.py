@@ -69,7 +69,7 @@ def _top(con, subject: str, measure: str, window: list) -> list[tuple]:
         f"""
         SELECT coalesce(any_value({subject}_name), {subject}_id), sum({measure})::BIGINT AS n
         FROM analytics.{subject}_daily_metrics WHERE day BETWEEN $1 AND $2
-        GROUP BY {subject}_id ORDER BY n DESC, 1 LIMIT {TOP_N}
+        GROUP BY {subject}_id HAVING n > 0 ORDER BY n DESC, 1 LIMIT {TOP_N}
         """,
         window,
     ).fetchall()
@@ -91,7 +91,7 @@ def read_usage(con, window_days: int = WINDOW_DAYS) -> UsageData | None:
         WITH v AS (SELECT day, count(DISTINCT visitor_id) AS n FROM analytics.visitor_daily_metrics
                    WHERE day BETWEEN $1 AND $2 GROUP BY day),
              a AS (SELECT day, count(DISTINCT account_id) AS n FROM analytics.account_daily_metrics
-                   WHERE day BETWEEN $1 AND $2 GROUP BY day)
+                   WHERE day BETWEEN $1 AND $2 AND account_id <> '' GROUP BY day)
         SELECT v.day, v.n, coalesce(a.n, 0) FROM v LEFT JOIN a USING (day) ORDER BY v.day
         """,
         window,

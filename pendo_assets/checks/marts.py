@@ -1,4 +1,5 @@
-"""Mart and rollup checks: grain and tie-out with the raw tables (both blocking)."""
+"""Mart and rollup checks: grain and tie-out with the raw tables (both blocking), and for the
+guide marts a warning naming guide event types that have no column of their own."""
 
 from collections.abc import Iterator
 from datetime import date
@@ -6,8 +7,10 @@ from datetime import date
 import dagster as dg
 
 from pendo_assets.assets.shared import table_key
+from pendo_assets.catalog import GUIDE_EVENT_TYPES
 from pendo_assets.checks.shared import (
     GRAIN,
+    KNOWN_TYPES,
     TIES_OUT,
     check_days,
     day_span,
@@ -15,7 +18,13 @@ from pendo_assets.checks.shared import (
     name_days,
     result,
 )
-from pendo_assets.marts.models import MARTS, Mart, tie_out_sql
+from pendo_assets.marts.models import (
+    GUIDE_OTHER_COLUMN,
+    KNOWN_GUIDE_TYPES_SQL,
+    MARTS,
+    Mart,
+    tie_out_sql,
+)
 from pendo_assets.warehouse.io_manager import WarehouseResource
 from pendo_assets.warehouse.store import Warehouse, markdown_table
 
@@ -45,6 +54,16 @@ def build_mart_checks(mart: Mart) -> dg.AssetChecksDefinition:
             + "; ".join(f"{t.mart_expr} = {t.raw_expr} of {t.raw_table}" for t in mart.tie_outs),
         ),
     ]
+    if mart.counts_guide_types:
+        specs.append(
+            dg.AssetCheckSpec(
+                KNOWN_TYPES,
+                asset=key,
+                description="Every guide event type is one with a column "
+                f"({', '.join(GUIDE_EVENT_TYPES)}); others are counted in "
+                f"`{GUIDE_OTHER_COLUMN}` and named here (warning).",
+            )
+        )
 
     @dg.multi_asset_check(specs=specs, name=f"{key.path[0]}_{key.path[-1]}_checks")
     def _checks(
@@ -71,8 +90,41 @@ def build_mart_checks(mart: Mart) -> dg.AssetChecksDefinition:
             description=f"{len(dupes)} duplicated keys" if dupes else "Grain unique",
         )
         yield _tie_out_result(wh, mart, key, days)
+        if mart.counts_guide_types:
+            yield _known_types_result(wh, key, days if mart.daily else None)
 
     return _checks
+
+
+def _known_types_result(wh: Warehouse, key, days: list[date] | None) -> dg.AssetCheckResult:
+    """Warn, naming them, when guide events of a type without a column were counted in
+    `count_guide_other`: Pendo sends a new type; add it to catalog.GUIDE_EVENT_TYPES."""
+    where, params = ("AND day BETWEEN ? AND ?", day_span(days)) if days else ("", [])
+    other = wh.query(
+        f"SELECT coalesce(type, '(no type)'), count(*), min(day), max(day) "
+        f"FROM analytics.guide_events "
+        f"WHERE (type IS NULL OR type NOT IN {KNOWN_GUIDE_TYPES_SQL}) {where} "
+        f"GROUP BY 1 ORDER BY 2 DESC, 1",
+        params,
+    )
+    rows = [(t, int(n), str(first), str(last)) for t, n, first, last in other]
+    desc = (
+        "Guide event types without a column, counted in "
+        f"{GUIDE_OTHER_COLUMN}: " + ", ".join(f"{t} ({n})" for t, n, _, _ in rows)
+        if rows
+        else "Every guide event type has its column"
+    )
+    return result(
+        key,
+        KNOWN_TYPES,
+        not rows,
+        desc,
+        {
+            "other_types": dg.MetadataValue.md(
+                markdown_table(["type", "events", "first day", "last day"], rows)
+            )
+        },
+    )
 
 
 def _tie_out_result(wh: Warehouse, mart: Mart, key, days: list[date] | None):

@@ -23,8 +23,9 @@ UNKNOWN = "known_ids_share"
 COMPLETE = "no_missing_days"
 UNIQUE_IDS = "ids_are_unique"
 TIES_OUT = "ties_out_with_raw"
+KNOWN_TYPES = "guide_event_types_known"
 # Checks that only ever warn: they never return ERROR, whatever happens.
-WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG, IDENTICAL})
+WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG, IDENTICAL, KNOWN_TYPES})
 
 
 def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:

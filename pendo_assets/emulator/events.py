@@ -302,6 +302,7 @@ def _guide_story(sub: Subscription, app_id: int, s: Session) -> tuple[list[dict]
             }
         )
 
+    extra = random.Random(s.seed ^ 0xBB67AE85) if sub.unknown_guide_event_type else None
     steps = guide["steps"]
     for si, step in enumerate(steps):
         emit("guideSeen", step, guide_rows)
@@ -310,8 +311,21 @@ def _guide_story(sub: Subscription, app_id: int, s: Session) -> tuple[list[dict]
                 nps = polls[poll_id]["questionType"] == "NPSRating"
                 answer = rng.randint(0, 10) if nps else rng.choice(V.FREE_TEXT_ANSWERS)
                 emit("pollResponse", step, poll_rows, pollId=poll_id, pollResponse=answer)
-        if rng.random() < 0.1:
+        # About 4.5% of guide events, as seen on a real subscription.
+        if rng.random() < 0.09:
             emit("guideActivity", step, guide_rows)
+        if extra is not None and extra.random() < 0.1:
+            # From its own Random and without moving `t`: the rest of the story is unchanged.
+            at = t + extra.randint(1, 999)
+            guide_rows.append(
+                {
+                    **base,
+                    "browserTime": at,
+                    "guideStepId": step["id"],
+                    "guideTimestamp": at + 40 + at % 900,
+                    "type": sub.unknown_guide_event_type,
+                }
+            )
         if si < len(steps) - 1 and rng.random() < 0.6:
             emit("guideAdvanced", step, guide_rows)
             continue

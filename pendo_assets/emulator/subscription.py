@@ -120,6 +120,10 @@ class Subscription:
     # Raw guide/poll events sent twice, identical in every field (Pendo counts both): the
     # first ``duplicate_raw_events`` of each app and day.
     duplicate_raw_events: int = 0
+    # A guide event type Pendo may start sending (one the marts have no column for): when set,
+    # about one guide step in ten seen also gets an event of this type. Unset, no random number
+    # is drawn for it, so the generated data stays the same.
+    unknown_guide_event_type: str | None = None
 
     def __post_init__(self) -> None:
         # Lists would make the dataclass unhashable (it keys the per-day caches).

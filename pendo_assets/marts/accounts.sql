@@ -9,6 +9,7 @@ WITH act AS (
            sum(sum_events) AS sum_events,
            sum(sum_minutes) AS sum_minutes
     FROM analytics.account_daily_metrics
+    WHERE account_id <> ''  -- the day's activity without an account
     GROUP BY account_id
 ),
 vis AS (

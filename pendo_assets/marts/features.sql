@@ -1,5 +1,6 @@
 -- One row per feature (tagged in `pendo.features`, or clicked but since deleted): lifetime
--- clicks, active days and distinct visitors/accounts over the loaded history.
+-- clicks, minutes, click records, active days and distinct visitors/accounts over the loaded
+-- history. Days of the feature_daily_metrics date spine without clicks are not active days.
 WITH act AS (
     SELECT feature_id,
            arg_max(feature_name, day) AS feature_name,
@@ -8,8 +9,11 @@ WITH act AS (
            min(day) AS first_click_day,
            max(day) AS last_click_day,
            count(*) AS count_active_days,
-           sum(sum_clicks) AS sum_clicks
+           sum(sum_clicks) AS sum_clicks,
+           sum(sum_minutes) AS sum_minutes,
+           sum(count_click_events) AS count_click_events
     FROM analytics.feature_daily_metrics
+    WHERE count_click_events > 0
     GROUP BY feature_id
 ),
 vis AS (
@@ -18,9 +22,8 @@ vis AS (
     GROUP BY feature_id
 ),
 acc AS (
-    SELECT feature_id, count(DISTINCT account_id) AS count_accounts
-    FROM analytics.feature_events
-    WHERE coalesce(account_id, '') <> ''
+    SELECT feature_id, count(*) AS count_accounts
+    FROM analytics.feature_account_first_seen
     GROUP BY feature_id
 )
 SELECT coalesce(f.id, act.feature_id) AS feature_id,
@@ -35,7 +38,9 @@ SELECT coalesce(f.id, act.feature_id) AS feature_id,
        coalesce(act.count_active_days, 0)::BIGINT AS count_active_days,
        coalesce(act.sum_clicks, 0)::BIGINT AS sum_clicks,
        coalesce(vis.count_visitors, 0)::BIGINT AS count_visitors,
-       coalesce(acc.count_accounts, 0)::BIGINT AS count_accounts
+       coalesce(acc.count_accounts, 0)::BIGINT AS count_accounts,
+       coalesce(act.sum_minutes, 0)::BIGINT AS sum_minutes,
+       coalesce(act.count_click_events, 0)::BIGINT AS count_click_events
 FROM pendo.features f
 FULL JOIN act ON act.feature_id = f.id
 LEFT JOIN pendo.pages p ON p.id = f.page_id

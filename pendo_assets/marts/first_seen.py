@@ -1,11 +1,13 @@
-"""First-seen tables: the first loaded day of every (visitor, feature) and (visitor, page).
+"""First-seen tables: the first loaded day of every (visitor, feature), (visitor, page) and
+(visitor, guide), and of the same with accounts in place of visitors.
 
 A daily mart needs "did this visitor click this feature on any earlier loaded day?". Asking
 the events table that for every day would rescan all history each time, so we keep
-``analytics.<subject>_first_seen(visitor_id, <id>, first_day)`` and fold days into it as they
-are processed. ``analytics.first_seen_days`` remembers which event days were folded, with a
-fingerprint (rows, sum of num_events), so a day that was re-loaded since is folded again and a
-day loaded for the first time (even one earlier than everything else) is folded on the next run.
+``analytics.<subject>_first_seen(visitor_id|account_id, <id>, first_day)`` and fold days into
+it as they are processed. ``analytics.first_seen_days`` remembers which event days were folded,
+with a fingerprint (rows, and a sum such as that of num_events), so a day that was re-loaded
+since is folded again and a day loaded for the first time (even one earlier than everything
+else) is folded on the next run.
 
 Folding a day can move a pair's first day: loading an earlier day after later ones makes some
 later "first-time" visitors returning. ``fold`` reports those later days so their mart rows
@@ -57,7 +59,7 @@ def _ensure(con, fs: FirstSeen) -> str:
     table = f"{ANALYTICS_SCHEMA}.{fs.table}"
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {table} "
-        f"(visitor_id VARCHAR, {fs.id_column} VARCHAR, first_day DATE NOT NULL)"
+        f"({fs.who} VARCHAR, {fs.id_column} VARCHAR, first_day DATE NOT NULL)"
     )
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {FOLDED_DAYS} "
@@ -69,13 +71,12 @@ def _ensure(con, fs: FirstSeen) -> str:
 def days_to_fold(con, fs: FirstSeen, run_days: Sequence[date]) -> list[date]:
     """The run's days, plus loaded days never folded or changed since, plus days now gone.
 
-    Reads only the ``day`` and ``num_events`` columns of the events table.
+    Reads only the ``day`` column and what the fingerprint sums of the events table.
     """
     loaded = {
         d: (n, s)
         for d, n, s in con.execute(
-            f"SELECT day, count(*), coalesce(sum(num_events), 0)::HUGEINT "
-            f"FROM {fs.events_table} GROUP BY day"
+            f"SELECT day, count(*), {fs.fingerprint_sql} FROM {fs.events_table} GROUP BY day"
         ).fetchall()
     }
     folded = {
@@ -102,7 +103,12 @@ def fold(con, fs: FirstSeen, run_days: Sequence[date]) -> dict[date, int]:
     if not todo:
         return {}
     steps = _fold_steps(
-        first_seen=table, events=fs.events_table, id=fs.id_column, folded_days=FOLDED_DAYS
+        first_seen=table,
+        events=fs.events_table,
+        who=fs.who,
+        id=fs.id_column,
+        fingerprint=fs.fingerprint_sql,
+        folded_days=FOLDED_DAYS,
     )
     params = {"subject": fs.subject, "days": todo}
     lost: bool | None = None
@@ -120,15 +126,20 @@ def fold(con, fs: FirstSeen, run_days: Sequence[date]) -> dict[date, int]:
     return {d: n for d, n in sorted(moved) if d not in run}
 
 
-def fold_and_recompute(con, mart: Mart, run_days: Sequence[date]) -> dict[date, int]:
-    """Fold ``mart``'s first-seen table, then rewrite the mart's *other* days it changed.
+def fold_and_recompute(con, mart: Mart, run_days: Sequence[date], timezone: str) -> dict[date, int]:
+    """Fold ``mart``'s first-seen tables, then rewrite the mart's *other* days they changed.
 
-    Returns {day: pairs moved} for the mart days recomputed here (days already in the mart
-    table only: a day never materialized is computed when it is). Runs in the caller's
-    transaction, so the first-seen table and the mart rows it feeds change together.
+    Also sets the session variable ``pendo_timezone`` the mart's SQL reads (a tag's creation
+    day is a subscription-local day). Returns {day: pairs moved} for the mart days recomputed
+    here (days already in the mart table only: a day never materialized is computed when it
+    is). Runs in the caller's transaction, so the first-seen tables and the mart rows they
+    feed change together.
     """
-    assert mart.first_seen is not None
-    moved = fold(con, mart.first_seen, run_days)
+    con.execute("SET VARIABLE pendo_timezone = ?", [timezone])
+    moved: dict[date, int] = {}
+    for fs in mart.first_seen:
+        for d, n in fold(con, fs, run_days).items():
+            moved[d] = moved.get(d, 0) + n
     if not moved or not Warehouse.columns(con, ANALYTICS_SCHEMA, mart.name):
         return {}
     present = {
@@ -138,7 +149,10 @@ def fold_and_recompute(con, mart: Mart, run_days: Sequence[date]) -> dict[date, 
             [min(moved), max(moved)],
         ).fetchall()
     }
-    redo = {d: n for d, n in moved.items() if d in present}
+    redo = {d: n for d, n in sorted(moved.items()) if d in present}
+    if redo:  # a table written before the mart gained columns gets them first
+        described = con.execute(f"DESCRIBE ({mart.sql})", [min(redo), max(redo)]).fetchall()
+        Warehouse.evolve(con, ANALYTICS_SCHEMA, mart.name, {r[0]: r[1] for r in described})
     for run in windows(redo):
         con.execute(f"DELETE FROM {mart.table} WHERE day BETWEEN ? AND ?", [run[0], run[-1]])
         con.execute(

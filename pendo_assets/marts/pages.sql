@@ -1,5 +1,6 @@
 -- One row per page (tagged in `pendo.pages`, or viewed but since deleted): lifetime page
--- views, minutes, active days and distinct visitors/accounts over the loaded history.
+-- views, minutes, view records, active days and distinct visitors/accounts over the loaded
+-- history. Days of the page_daily_metrics date spine without views are not active days.
 WITH act AS (
     SELECT page_id,
            arg_max(page_name, day) AS page_name,
@@ -8,8 +9,10 @@ WITH act AS (
            max(day) AS last_view_day,
            count(*) AS count_active_days,
            sum(sum_pageviews) AS sum_pageviews,
-           sum(sum_minutes) AS sum_minutes
+           sum(sum_minutes) AS sum_minutes,
+           sum(count_pageview_events) AS count_pageview_events
     FROM analytics.page_daily_metrics
+    WHERE count_pageview_events > 0
     GROUP BY page_id
 ),
 vis AS (
@@ -18,9 +21,8 @@ vis AS (
     GROUP BY page_id
 ),
 acc AS (
-    SELECT page_id, count(DISTINCT account_id) AS count_accounts
-    FROM analytics.page_events
-    WHERE coalesce(account_id, '') <> ''
+    SELECT page_id, count(*) AS count_accounts
+    FROM analytics.page_account_first_seen
     GROUP BY page_id
 )
 SELECT coalesce(p.id, act.page_id) AS page_id,
@@ -34,7 +36,8 @@ SELECT coalesce(p.id, act.page_id) AS page_id,
        coalesce(act.sum_pageviews, 0)::BIGINT AS sum_pageviews,
        coalesce(act.sum_minutes, 0)::BIGINT AS sum_minutes,
        coalesce(vis.count_visitors, 0)::BIGINT AS count_visitors,
-       coalesce(acc.count_accounts, 0)::BIGINT AS count_accounts
+       coalesce(acc.count_accounts, 0)::BIGINT AS count_accounts,
+       coalesce(act.count_pageview_events, 0)::BIGINT AS count_pageview_events
 FROM pendo.pages p
 FULL JOIN act ON act.page_id = p.id
 LEFT JOIN vis ON vis.page_id = coalesce(p.id, act.page_id)

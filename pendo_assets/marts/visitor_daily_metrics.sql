@@ -4,7 +4,8 @@ WITH by_account AS (
     SELECT day, visitor_id, account_id,
            any_value(visitor_email) AS visitor_email,
            sum(num_events) AS sum_events,
-           sum(num_minutes) AS sum_minutes
+           sum(num_minutes) AS sum_minutes,
+           count(*) AS count_event_records
     FROM analytics.events
     WHERE day BETWEEN $1 AND $2
     GROUP BY day, visitor_id, account_id
@@ -14,7 +15,8 @@ ev AS (
            any_value(visitor_email) AS visitor_email,
            first(account_id ORDER BY sum_events DESC, account_id) AS account_id,
            sum(sum_events) AS sum_events,
-           sum(sum_minutes) AS sum_minutes
+           sum(sum_minutes) AS sum_minutes,
+           sum(count_event_records) AS count_event_records
     FROM by_account
     GROUP BY day, visitor_id
 ),
@@ -48,7 +50,8 @@ SELECT k.day,
        coalesce(ev.sum_events, 0)::BIGINT AS sum_events,
        coalesce(ev.sum_minutes, 0)::BIGINT AS sum_minutes,
        coalesce(pg.count_pages_viewed, 0)::BIGINT AS count_pages_viewed,
-       coalesce(ft.count_features_clicked, 0)::BIGINT AS count_features_clicked
+       coalesce(ft.count_features_clicked, 0)::BIGINT AS count_features_clicked,
+       coalesce(ev.count_event_records, 0)::BIGINT AS count_event_records
 FROM k
 LEFT JOIN ev ON ev.day = k.day AND ev.visitor_id = k.visitor_id
 LEFT JOIN pg ON pg.day = k.day AND pg.visitor_id = k.visitor_id

@@ -234,15 +234,16 @@ class Warehouse:
         ).fetchall()
         return {name: dtype for name, dtype in rows}
 
-    def evolve(self, con, schema: str, table: str, types: dict[str, str]) -> dict[str, str]:
+    @classmethod
+    def evolve(cls, con, schema: str, table: str, types: dict[str, str]) -> dict[str, str]:
         """Create the table, add missing columns and widen types so ``types`` fits."""
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
-        existing = self.columns(con, schema, table)
+        existing = cls.columns(con, schema, table)
         fq = f"{quote(schema)}.{quote(table)}"
         if not existing:
             cols = ", ".join(f"{quote(c)} {t}" for c, t in types.items()) or '"_empty" INTEGER'
             con.execute(f"CREATE TABLE {fq} ({cols})")
-            return self.columns(con, schema, table)
+            return cls.columns(con, schema, table)
         for col, t in types.items():
             have = existing.get(col)
             if have is None:
@@ -251,7 +252,7 @@ class Warehouse:
                 want = widen(have, t)
                 if want != have.upper():
                     con.execute(f"ALTER TABLE {fq} ALTER COLUMN {quote(col)} TYPE {want}")
-        return self.columns(con, schema, table)
+        return cls.columns(con, schema, table)
 
     @staticmethod
     def _insert_files(con, fq: str, files: Sequence[StagedFile], target: dict[str, str]) -> None:
