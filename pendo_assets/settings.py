@@ -77,6 +77,8 @@ class Settings:
     full_refresh_weekday: int | None = 6
     # Incremental refreshes ask for rows updated since the newest loaded lastupdated minus this.
     incremental_margin_minutes: int = 60
+    # Segments whose visitors are loaded (PENDO_SEGMENTS); None: every segment.
+    segments: tuple[str, ...] | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -306,7 +308,24 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         incremental_margin_minutes=_number(
             env, "PENDO_INCREMENTAL_MARGIN_MINUTES", 60, 0, 7 * 24 * 60
         ),
+        segments=parse_segments(env.get("PENDO_SEGMENTS")),
     )
+
+
+def parse_segments(raw: str | None) -> tuple[str, ...] | None:
+    """``PENDO_SEGMENTS``: segment ids, comma-separated; unset, empty or ``*``: every segment."""
+    if raw is None or raw.strip() in ("", ALL_APPS):
+        return None
+    ids = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    for sid in ids:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", sid):
+            raise _bad(
+                "PENDO_SEGMENTS",
+                raw,
+                f"{sid!r} is not a Pendo segment id (letters, digits, - and _)",
+                "aJ0KOADQZVL5h9zQhiQ0q26PNTM,Xb3kP0mZ7dQe2LrYw9sT1uVnH4c",
+            )
+    return ids
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

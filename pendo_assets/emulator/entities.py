@@ -277,6 +277,10 @@ def accounts(sub: Subscription) -> list[dict]:
         }
         if rng.random() < 0.25:
             metadata["salesforce"] = {"accountid": "001" + pendo_id(sub.seed, "sf", j)[:15]}
+        if rng.random() < 0.7:
+            # A custom date field: Pendo declares it `time` and sends epoch ms (drawn last, so
+            # every other field keeps the value it had before this field existed).
+            custom["renewaldate"] = end + rng.randrange(DAY_MS, 400 * DAY_MS)
         rows.append({"accountId": account_id, "metadata": metadata})
     return rows
 
@@ -457,7 +461,14 @@ ENTITY_GENERATORS: dict[str, Callable[..., Iterable[dict]]] = {
     "features": _per_app(features),
     "guides": _per_app(guides),
     "trackTypes": _per_app(track_types),
+    "segments": lambda sub, app_ids=None: _segments(sub),
 }
+
+
+def _segments(sub: Subscription) -> tuple[dict, ...]:
+    from pendo_assets.emulator.segments import segments  # it builds on the visitors above
+
+    return segments(sub)
 
 
 def entity_rows(

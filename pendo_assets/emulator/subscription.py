@@ -85,12 +85,19 @@ class Subscription:
     stray_raw_events: int = 0
     stray_shift_ms: int = 3 * 3_600_000
     edits: tuple[EntityEdit, ...] = ()
+    # How this Pendo answers a segment's visitors: a `segmentId` parameter on the visitors
+    # source ("parameter"), a `{"segment": {"id": ...}}` pipeline step ("pipeline"), or both.
+    # The other shape answers 400, as Pendo does for what it cannot run.
+    segment_shapes: tuple[str, ...] = ("parameter", "pipeline")
+    # REST lists (GET /api/v1/segment) as a bare array, or wrapped in {"results": [...]}.
+    rest_lists_wrapped: bool = False
 
     def __post_init__(self) -> None:
         # Lists would make the dataclass unhashable (it keys the per-day caches).
         object.__setattr__(self, "drift", tuple(self.drift))
         object.__setattr__(self, "edits", tuple(self.edits))
         object.__setattr__(self, "app_ids", tuple(self.app_ids))
+        object.__setattr__(self, "segment_shapes", tuple(self.segment_shapes))
         if self.first_day > self.last_day:
             raise ValueError("first_day is after last_day")
         ZoneInfo(self.timezone)  # fail early on a bad zone name
