@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, NamedTuple
 
+from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.emulator import vocabulary as V
 from pendo_assets.emulator.expressions import set_path
 from pendo_assets.emulator.ids import digest, mix64, pendo_id, rng_for, seed_of, short_token
@@ -492,7 +493,9 @@ def _with_edits(sub: Subscription, rows: Iterable[dict], edits: list) -> Iterato
                 row = None
                 break
             row = set_path(row, e.field, e.value)
-            row = set_path(row, "metadata.auto.lastupdated", e.at_ms)
+            stamp = SOURCES_BY_NAME[e.source].updated_field  # segments have none
+            if stamp is not None:
+                row = set_path(row, stamp, e.at_ms)
         if row is not None:
             yield row
 

@@ -134,19 +134,17 @@ def fit(value, duck_type: str) -> tuple[bool, object]:
         text = value.strip()
         if _INTEGER.fullmatch(text):
             value = int(text)
-        elif duck_type == DOUBLE:
+        else:
             try:
                 value = float(text)
             except ValueError:
                 return False, None
-        else:
-            return False, None
     if not isinstance(value, int | float):
         return False, None
     if duck_type == DOUBLE:
         return True, float(value)
     if isinstance(value, float):
-        if not value.is_integer():
+        if not value.is_integer() or abs(value) >= 2.0**63:
             return False, None
         value = int(value)
     return (_INT64_MIN <= value <= _INT64_MAX), value
@@ -158,7 +156,9 @@ def conform(table: TypedTable, declared: dict[str, str]) -> tuple[TypedTable, di
     t, types = table.table, dict(table.types)
     misfits: dict[str, int] = {}
     for name, want in declared.items():
-        if name not in types or types[name] == want:
+        # JSON text is checked even when inferred as JSON: a plain string beside lists is
+        # kept as text there, and would not cast to JSON in DuckDB.
+        if name not in types or (types[name] == want and want != JSON):
             continue
         col = t.column(name).combine_chunks()
         have = types[name]
