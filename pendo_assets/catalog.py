@@ -596,6 +596,11 @@ MEMBERS_BY_TABLE: dict[str, tuple[Members, Source]] = {
 }
 SOURCES_BY_TABLE: dict[str, Source] = {s.table: s for s in SOURCES}
 ENTITIES: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "entity")
+# Every SCD type 2 history table (analytics.<name>): of entities and of the pair tables
+# flattened from them.
+HISTORIES: tuple[str, ...] = tuple(s.history for s in ENTITIES if s.history) + tuple(
+    n.history for s in ENTITIES for n in s.nested if n.history
+)
 EVENTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "event")
 
 RAW_SCHEMA = "pendo"
