@@ -250,3 +250,21 @@ def test_pair_history_folds_by_both_columns(tmp_path):
         ("2", "x", True, False),
         ("2", "z", True, False),
     ]
+
+
+def test_one_segment_pendo_cannot_evaluate_fails_alone(make_project):
+    sub = small_subscription()
+    bad = segments(sub)[0]["id"]
+    with EmulatorServer(sub, integration_key=TEST_KEY, faults=Faults()) as server:
+        project = make_project(server)
+        assert project.materialize(ENTITY_KEYS).success
+        server.faults.update(refused_segments=[bad])
+        result = project.materialize(ENTITY_KEYS)
+    assert result.success
+    failed = _metadata(result, "pendo/segments")["segments_failed"]
+    assert list(failed) == [bad]
+    assert "Unexpected error occurred evaluating segment" in failed[bad]
+    assert "asked both ways" in failed[bad] and "PENDO_SEGMENTS" in failed[bad]
+    # Every segment holds its members: the others freshly asked, the failed one as last known.
+    got = set(project.query("SELECT segment_id, visitor_id FROM pendo.segment_visitors"))
+    assert got == _pairs(sub)

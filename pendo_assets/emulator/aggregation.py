@@ -8,9 +8,12 @@ The emulator speaks the part of Pendo's grammar the client sends (``pendo_assets
 queries``): a source with ``appId``, ``blacklist: "apply"``, visitors' ``identified`` and the
 catalog's null id parameters; ``timeSeries`` as ``dayRange``/``hourRange`` from an epoch-ms
 ``first`` over a positive ``count``; and the operators ``identified``, ``filter``
-(``<field> <op> <literal>``), ``sort`` (ascending), ``limit``, ``count`` and ``group`` (with
-``count``/``sum`` fields). Anything else answers 400, as Pendo does for what it cannot run,
-rather than being ignored. Emulator choices where Pendo is unclear:
+(``<field> <op> <literal>``), ``select`` (``{out: field}``), ``sort`` (ascending), ``limit``,
+``count`` and ``group`` (with ``count``/``sum`` fields). A segment's visitors are asked with a
+``segmentId`` parameter on ``visitors`` or a ``segment`` step, whichever of the two
+``Subscription.segment_shapes`` lets this Pendo answer. Anything else answers 400, as Pendo
+does for what it cannot run, rather than being ignored. Emulator choices where Pendo is
+unclear:
 - The pipeline runs once over the rows of all periods (days in order, apps in request order
   within a day), not once per period; ``count``/``group`` see the whole range.
 - ``blacklist: "apply"`` drops events of the few visitors on the Exclude List (visitors with
@@ -67,6 +70,7 @@ class Query:
     period: str | None  # "dayRange", "hourRange" or None (entities)
     periods: list[int] = field(default_factory=list)  # start ms of each period, in order
     steps: list[Step] = field(default_factory=list)
+    segment_id: str | None = None  # the segment whose visitors are asked, either shape
 
     @property
     def is_event(self) -> bool:
@@ -182,8 +186,11 @@ def parse_request(body: bytes | str | dict, sub: Subscription) -> Query:
         query.period, query.periods = _periods(ts, sub)
     if "segmentId" in params:
         query.steps.append(_segment_step(sub, params["segmentId"]))
+        query.segment_id = params["segmentId"]
     for step in pipeline[1:]:
         query.steps.append(_compile_step(step, sub))
+        if isinstance(step, dict) and isinstance(step.get("segment"), dict):
+            query.segment_id = step["segment"].get("id")
     return query
 
 

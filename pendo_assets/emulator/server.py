@@ -321,6 +321,9 @@ class _Handler(BaseHTTPRequestHandler):
         if query.source in (faults.forbidden_sources or ()):
             self._send(403)  # a valid key without access to this source
             return
+        if query.segment_id is not None and query.segment_id in faults.refused_segments:
+            self._send(400, b"Unexpected error occurred evaluating segment\n")
+            return
         delay_ms = faults.latency_base_ms + faults.latency_per_day_ms * query.days_asked
         if delay_ms > 0:
             emu.stats.waited(delay_ms / 1000)
