@@ -217,3 +217,60 @@ def test_timestamps_are_utc_instants():
     table, _ = conform(_table([ms]), {"metadata_custom_f": TIMESTAMPTZ})
     value = table.table.column("metadata_custom_f")[0].as_py()
     assert value == datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def test_an_existing_warehouse_switches_to_declared_timestamps_without_new_versions(
+    make_project,
+):
+    """Before declared types, a custom time field landed as BIGINT ms. The first load that
+    knows its type converts the stored column (entity and history) in place; history opens no
+    version for it; a later load that cannot read the schema keeps the timestamps."""
+    sub = small_subscription()
+    truth = {
+        a["accountId"]: a["metadata"]["custom"].get("renewaldate") for a in sub.entities("accounts")
+    }
+    keys = ["pendo/accounts", "analytics/account_history"]
+
+    def column_types(project) -> set[str]:
+        return {
+            t
+            for (t,) in project.query(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE column_name = 'metadata_custom_renewaldate'"
+            )
+        }
+
+    faults = Faults(forbidden_paths=["/api/v1/metadata/schema"])
+    with EmulatorServer(sub, integration_key=TEST_KEY, faults=faults) as server:
+        project = make_project(server)
+        assert project.materialize(keys).success
+        assert column_types(project) == {"BIGINT"}
+        server.faults.update(forbidden_paths=[])
+        assert project.materialize(keys).success
+        assert column_types(project) == {"TIMESTAMP WITH TIME ZONE"}
+        server.faults.update(forbidden_paths=["/api/v1/metadata/schema"])
+        assert project.materialize(keys).success
+        assert column_types(project) == {"TIMESTAMP WITH TIME ZONE"}
+    got = dict(
+        project.query(
+            "SELECT account_id, epoch_ms(metadata_custom_renewaldate) FROM pendo.accounts"
+        )
+    )
+    assert got == truth
+    history = project.query(
+        "SELECT account_id, count(*), any_value(epoch_ms(metadata_custom_renewaldate)) "
+        "FROM analytics.account_history GROUP BY 1"
+    )
+    assert {a: (n, ms) for a, n, ms in history} == {a: (1, ms) for a, ms in truth.items()}
+
+
+def test_epoch_ms_meeting_timestamps_become_timestamps_in_the_warehouse():
+    from pendo_assets.warehouse.store import convert, widen
+
+    assert widen("BIGINT", "TIMESTAMPTZ") == "TIMESTAMPTZ"
+    assert widen("TIMESTAMP WITH TIME ZONE", "BIGINT") == "TIMESTAMP WITH TIME ZONE"
+    assert widen("DOUBLE", "TIMESTAMPTZ") == "VARCHAR"  # not epoch ms for sure: text
+    assert (
+        convert('"c"', "BIGINT", "TIMESTAMP WITH TIME ZONE") == "timezone('UTC', epoch_ms(\"c\"))"
+    )
+    assert convert('"c"', "BIGINT", "DOUBLE") == 'CAST("c" AS DOUBLE)'
