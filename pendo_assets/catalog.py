@@ -228,6 +228,20 @@ _TAG_COLUMNS = {
 }
 
 
+# Who created and last changed an object, and when (tags and segments alike).
+_AUDIT_COLUMNS = {
+    k: _TAG_COLUMNS[k]
+    for k in (
+        "createdByUser.id",
+        "createdByUser.username",
+        "createdAt",
+        "lastUpdatedByUser.id",
+        "lastUpdatedByUser.username",
+        "lastUpdatedAt",
+    )
+}
+
+
 def _person(
     name: str,
     id_field: str,
@@ -476,12 +490,7 @@ SOURCES: tuple[Source, ...] = (
             "kind": VARCHAR,
             "shared": BOOLEAN,
             "isFocusGroup": BOOLEAN,
-            "createdByUser.id": VARCHAR,
-            "createdByUser.username": VARCHAR,
-            "createdAt": TIMESTAMPTZ,
-            "lastUpdatedByUser.id": VARCHAR,
-            "lastUpdatedByUser.username": VARCHAR,
-            "lastUpdatedAt": TIMESTAMPTZ,
+            **_AUDIT_COLUMNS,
             "definition": JSON,
             "pipeline": JSON,
             "dependentMetadata": JSON,

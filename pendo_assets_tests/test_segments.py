@@ -160,23 +160,13 @@ def test_history_versions_segments_and_visitor_account_links(make_project):
         "analytics/visitor_account_history",
     ]
 
-    def run(project, as_of: str):
-        ops = {
-            "analytics__segment_history": {"config": {"as_of": as_of}},
-            "analytics__visitor_account_history": {"config": {"as_of": as_of}},
-        }
-        result = dg.materialize(
-            list(project.defs.assets or []),
-            selection=[dg.AssetKey.from_user_string(k) for k in keys],
-            resources=project.defs.resources,
-            instance=project.instance,
-            run_config={"ops": ops},
-        )
-        assert result.success
+    def run(project):
+        # valid_from is each load's own time: the two loads are two versions.
+        assert project.materialize(keys).success
 
     with EmulatorServer(sub, integration_key=TEST_KEY, faults=Faults()) as server:
         project = make_project(server)
-        run(project, "2026-11-20T11:00:00+00:00")
+        run(project)
         first_pairs = set(
             project.query("SELECT visitor_id, account_id FROM pendo.visitor_accounts")
         )
@@ -190,7 +180,7 @@ def test_history_versions_segments_and_visitor_account_links(make_project):
                 ),
             )
         )
-        run(project, "2026-11-21T11:00:00+00:00")
+        run(project)
     renamed = {s["id"] for s in server.subscription.entities("segments") if s["name"] == "Renamed"}
     assert renamed
     versions = project.query(
@@ -222,25 +212,13 @@ def test_pair_history_folds_by_both_columns(tmp_path):
             con.execute("CREATE OR REPLACE TABLE pendo.links (v VARCHAR, a VARCHAR)")
             con.executemany("INSERT INTO pendo.links VALUES (?, ?)", pairs)
 
-    snapshot([("1", "x"), ("1", "y"), ("2", "x")])
-    first = apply_history(
-        wh,
-        ("pendo", "links"),
-        ("analytics", "h"),
-        ("v", "a"),
-        datetime(2026, 1, 1, tzinfo=UTC),
-        True,
-    )
-    assert first.new_versions == 3
-    snapshot([("1", "x"), ("2", "x"), ("2", "z")])  # 1-y left, 2-z joined
-    second = apply_history(
-        wh,
-        ("pendo", "links"),
-        ("analytics", "h"),
-        ("v", "a"),
-        datetime(2026, 1, 2, tzinfo=UTC),
-        True,
-    )
+    def fold(pairs, day: int):
+        snapshot(pairs)
+        at = datetime(2026, 1, day, tzinfo=UTC)
+        return apply_history(wh, ("pendo", "links"), ("analytics", "h"), ("v", "a"), at, True)
+
+    assert fold([("1", "x"), ("1", "y"), ("2", "x")], 1).new_versions == 3
+    second = fold([("1", "x"), ("2", "x"), ("2", "z")], 2)  # 1-y left, 2-z joined
     assert (second.new_versions, second.deleted) == (1, 1)
     rows = wh.query("SELECT v, a, is_current, is_deleted FROM analytics.h ORDER BY ALL")
     assert rows == [
