@@ -23,7 +23,7 @@ from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, SOURCES_BY_NAME, 
 from pendo_assets.enriched_sql import nested_query
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
-from pendo_assets.pendo.metadata_schema import DeclaredTypes, conform, read_declared_types
+from pendo_assets.pendo.metadata_schema import DeclaredTyping
 from pendo_assets.pendo.segments import fetch_segment_visitors
 from pendo_assets.pendo.tables import column_name, declared_types
 from pendo_assets.resources import PendoResource
@@ -292,23 +292,13 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
             )
             files = []
             metadata: dict = {}
-            declared = DeclaredTypes()
-            if source.metadata_schema:
-                declared = read_declared_types(pendo.client, source)
-                if declared.fallback:
-                    context.log.warning(f"{source.name}: metadata types {declared.fallback}")
-                metadata["metadata_types"] = dg.MetadataValue.text(
-                    declared.describe(source.metadata_schema)
-                )
-            typed = {c: t for c, t in declared.types.items() if c not in drop}
-            misfits: Counter[str] = Counter()
+            typing = DeclaredTyping(pendo.client, source, drop)
             after = nested_statements(source, drop)
             with staging_dir(source.table) as staging:
                 batches = fetch_entity(pendo.client, source, opts, since_ms=plan.since_ms)
                 ids: list[str] = []
                 for i, batch in enumerate(batches):
-                    batch, bad = conform(batch, typed)
-                    misfits.update(bad)
+                    batch = typing(batch)
                     if source.members:
                         ids += [
                             str(v)
@@ -321,13 +311,18 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                     m_after, m_meta = _load_members(context, pendo, source, ids, staging)
                     after += m_after
                     metadata.update(m_meta)
-            if typed:
+            if typing.declared is not None:
+                if typing.declared.fallback:
+                    context.log.warning(f"{source.name}: types {typing.declared.fallback}")
+                metadata["metadata_types"] = dg.MetadataValue.text(
+                    typing.declared.describe(source.metadata_schema or "")
+                )
                 metadata["values_not_fitting_declared_type"] = dg.MetadataValue.json(
-                    dict(sorted(misfits.items()))
+                    dict(sorted(typing.misfits.items()))
                 )
             staged = StagedTable(
                 files,
-                {**declared_types(source, drop), **typed},
+                {**declared_types(source, drop), **typing.types},
                 staging,
                 after=after,
                 merge_key=None if plan.full else column_name(source.id_field),

@@ -167,9 +167,10 @@ class PendoClient:
         """GET one of Pendo's REST endpoints (``/api/v1/segment``, the metadata schema), with
         the same key header, bound, retries and accounting as aggregations (under ``source``).
 
-        A refusal (401/403) raises ``PendoAccessError`` and never condemns the key: REST
-        endpoints may be closed to a key that reads aggregations, and a bad key fails the
-        run's aggregations anyway.
+        A refusal (401/403) after the key has been accepted raises ``PendoAccessError``: REST
+        endpoints may be closed to a key that reads aggregations. Before that it condemns the
+        key, as for aggregations (so ask a REST endpoint after an aggregation when a refusal
+        must not stop the run).
         """
         if self._auth_error is not None:
             raise self._auth_error
@@ -274,7 +275,8 @@ class PendoClient:
             raise _Retryable(f"connection error ({type(exc).__name__})") from None
         with resp:
             status = resp.status_code
-            if status in (401, 403) and rest is not None:
+            if status in (401, 403) and rest is not None and self._verified.is_set():
+                # The key works for aggregations: this endpoint alone is closed to it.
                 raise PendoAccessError(
                     f"Pendo refused {what} (HTTP {status}, GET {rest[0]}) at {self.host}: the "
                     "integration key may not read this endpoint",

@@ -182,3 +182,33 @@ def conform(table: TypedTable, declared: dict[str, str]) -> tuple[TypedTable, di
             t = t.append_column(raw_name, raw)
             types[raw_name] = VARCHAR
     return TypedTable(t, types), misfits
+
+
+class DeclaredTyping:
+    """Types the batches of one entity load as Pendo declares them.
+
+    The schema is read once, when the first batch has arrived: the key has then been accepted,
+    so a schema endpoint closed to it falls back to inference instead of passing for a bad key.
+    """
+
+    def __init__(self, client: PendoClient, source: Source, drop: frozenset[str]):
+        self._client, self._source, self._drop = client, source, drop
+        self.declared: DeclaredTypes | None = None
+        self.misfits: dict[str, int] = {}
+
+    @property
+    def types(self) -> dict[str, str]:
+        """Declared columns (none dropped): every batch of the load has them."""
+        if self.declared is None:
+            return {}
+        return {c: t for c, t in self.declared.types.items() if c not in self._drop}
+
+    def __call__(self, batch: TypedTable) -> TypedTable:
+        if self._source.metadata_schema is None:
+            return batch
+        if self.declared is None:
+            self.declared = read_declared_types(self._client, self._source)
+        table, bad = conform(batch, self.types)
+        for col, n in bad.items():
+            self.misfits[col] = self.misfits.get(col, 0) + n
+        return table
