@@ -13,7 +13,7 @@ import sys
 import threading
 from datetime import date
 
-from pendo_assets.emulator import EmulatorServer, EntityEdit, Faults, Subscription
+from pendo_assets.emulator import EmulatorServer, EntityEdit, Faults, Subscription, TagChange
 
 
 def _warm(sub: Subscription) -> None:
@@ -50,6 +50,7 @@ def main() -> int:
     spec["first_day"] = date.fromisoformat(spec["first_day"])
     spec["last_day"] = date.fromisoformat(spec["last_day"])
     spec["edits"] = tuple(EntityEdit(**e) for e in spec.get("edits", ()))
+    spec["tag_changes"] = tuple(TagChange(**c) for c in spec.get("tag_changes", ()))
     warm = spec.pop("warm", False)
     sub = Subscription(**spec)
     if warm:

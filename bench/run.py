@@ -15,6 +15,9 @@ Modes (each contender runs in its own process, so CPU and peak RSS are its own):
 - ``--mode visitors``: 1,000,000 visitors loaded by the project's path and by the naive one
   (peak RSS of each), then one enriched day against that visitors table (timed).
 
+- ``--mode retag``: a one-year warehouse after Pendo recomputed one new page's and one edited
+  feature's history: the tag repair (only those tags' rows) against a full reload of both event
+  tables: wall time, requests, Pendo days asked (``bench/retag.py``).
 - ``--mode refresh``: the morning visitors refresh (1,000,000 by default, ``--visitors N``)
   after 1% of them changed: full re-read vs incremental (``lastupdated`` filter + merge by
   id), each followed by the history fold: wall time, requests, bytes, peak RSS.
@@ -539,8 +542,15 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
     return out
 
 
+def mode_retag(args) -> tuple[list[Result], list[str]]:
+    from bench.retag import mode_retag as retag
+
+    return retag(args)
+
+
 MODES = {
     "backfill": mode_backfill,
+    "retag": mode_retag,
     "events": mode_events,
     "ingest": mode_ingest,
     "visitors": mode_visitors,

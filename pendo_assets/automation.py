@@ -12,17 +12,28 @@ plus the unpartitioned assets upstream of them), so marts added later join the r
 editing this module.
 """
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 import dagster as dg
 import requests
 
 from pendo_assets.run_tags import PARTITION_TAG, RANGE_END_TAG, RANGE_START_TAG, range_tags
-from pendo_assets.settings import Settings
+from pendo_assets.settings import WEEKDAYS, Settings
+from pendo_assets.warehouse.tag_changes import REPAIRS_DUE
 
 REFRESH_JOB = "pendo_daily_refresh"
+TAG_REPAIR_JOB = "pendo_tag_repair"
+TAG_REPAIR_SENSOR = "pendo_tag_repair_sensor"
+TAG_REPAIR_INTERVAL_S = 60
+SWEEP_JOB = "pendo_history_sweep"
+SWEEP_SCHEDULE = "pendo_history_sweep_schedule"
+# After the 06:00 refresh, on PENDO_SWEEP_WEEKDAY.
+SWEEP_HOUR = 7
+REPAIR_RUN_TAG = "pendo/repair"
+SWEEP_RUN_TAG = "pendo/sweep"
 REFRESH_SCHEDULE = "pendo_daily_refresh_schedule"
 FAILURE_SENSOR = "pendo_run_failure_alert"
 AUTOMATION_SENSOR = "pendo_automation"
@@ -154,6 +165,127 @@ def build_refresh_schedule(
         )
 
     return _refresh
+
+
+# -- history that Pendo changed after we loaded it -----------------------------------------
+
+
+def build_tag_repair_sensor(
+    events_op: str, links: Mapping[dg.AssetKey, tuple[str, dg.AssetKey]], job
+) -> dg.SensorDefinition:
+    """Right after a load of pages, features or track types that found tags Pendo recomputed
+    (created, edited, deleted, and no longer ``dirty``), one run per run of loaded days reloads
+    only those tags' rows of their event table over every loaded day, outside the lookback
+    window too. ``links``: tag entity asset -> (its event source, that source's asset)."""
+
+    @dg.sensor(
+        name=TAG_REPAIR_SENSOR,
+        job=job,
+        minimum_interval_seconds=TAG_REPAIR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Pendo tags are retroactive: after a load of pages, features or track "
+        "types finds tags created, edited or deleted since the one before (and done "
+        "reprocessing at Pendo), reloads just those tags' event rows over every loaded day.",
+    )
+    def _repair(context: dg.SensorEvaluationContext):
+        cursor = json.loads(context.cursor or "{}")
+        requests = []
+        for entity_key, (source, event_key) in links.items():
+            records = context.instance.fetch_materializations(entity_key, limit=1).records
+            name = entity_key.to_user_string()
+            if not records or records[0].storage_id <= cursor.get(name, 0):
+                continue
+            record = records[0]
+            cursor[name] = record.storage_id
+            materialization = record.event_log_entry.asset_materialization
+            due_value = materialization.metadata.get(REPAIRS_DUE) if materialization else None
+            due = due_value.value if due_value is not None else None
+            if not due or not (due["reload"] or due["deleted"]):
+                continue
+            what = f"{source}: {len(due['reload'])} reloaded, {len(due['deleted'])} deleted tag(s)"
+            for first, last in due["day_runs"]:
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"tag-repair-{record.storage_id}-{first}",
+                        asset_selection=[event_key],
+                        run_config={
+                            "ops": {
+                                events_op: {
+                                    "config": {
+                                        "repair_tags": {source: due["reload"]},
+                                        "delete_tags": {source: due["deleted"]},
+                                    }
+                                }
+                            }
+                        },
+                        tags={**range_tags(first, last), REPAIR_RUN_TAG: what},
+                    )
+                )
+        return dg.SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+    return _repair
+
+
+def sweep_range(settings: Settings, now: datetime) -> tuple[str, str] | None:
+    """Every complete local day from PENDO_START_DATE to yesterday at ``now``."""
+    last = now.astimezone(settings.zone).date() - timedelta(days=1)
+    if last < settings.start_date:
+        return None
+    return settings.start_date.isoformat(), last.isoformat()
+
+
+def build_sweep_schedule(settings: Settings, events_op: str, job) -> dg.ScheduleDefinition:
+    weekday = settings.sweep_weekday
+    cron_weekday = (weekday + 1) % 7  # cron counts from Sunday, Python from Monday
+
+    @dg.schedule(
+        name=SWEEP_SCHEDULE,
+        job=job,
+        cron_schedule=f"0 {SWEEP_HOUR} * * {cron_weekday}",
+        execution_timezone=settings.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Every {WEEKDAYS[weekday].title()} at {SWEEP_HOUR:02d}:00 "
+        f"{settings.timezone} (PENDO_SWEEP_WEEKDAY): compares every day and tag of the whole "
+        "history with Pendo's own totals and reloads only the slices that differ (late events "
+        "older than the lookback, data deleted at Pendo, tag changes detection missed).",
+    )
+    def _sweep(context: dg.ScheduleEvaluationContext):
+        window = sweep_range(settings, context.scheduled_execution_time)
+        if window is None:
+            return dg.SkipReason("no complete day since PENDO_START_DATE yet")
+        start, end = window
+        return dg.RunRequest(
+            run_key=f"sweep-{start}-{end}",
+            run_config={"ops": {events_op: {"config": {"sweep": True}}}},
+            tags={**range_tags(start, end), SWEEP_RUN_TAG: f"{start}..{end}"},
+        )
+
+    return _sweep
+
+
+def build_history_repair(
+    settings: Settings,
+    events_op: str,
+    event_keys: Sequence[dg.AssetKey],
+    links: Mapping[dg.AssetKey, tuple[str, dg.AssetKey]],
+) -> tuple[list[dg.ScheduleDefinition], list[dg.SensorDefinition]]:
+    """The tag repair sensor and the weekly sweep schedule, over the raw event assets."""
+    repair_job = dg.define_asset_job(
+        TAG_REPAIR_JOB,
+        selection=dg.AssetSelection.assets(*event_keys),
+        description="Reloads the event rows of tags Pendo recomputed (run config repair_tags, "
+        "delete_tags), over the loaded days.",
+    )
+    schedules = []
+    if settings.sweep_weekday is not None:
+        sweep_job = dg.define_asset_job(
+            SWEEP_JOB,
+            selection=dg.AssetSelection.assets(*event_keys),
+            description="Deep reconciliation of the whole history with Pendo per day and tag; "
+            "reloads only the slices that differ.",
+        )
+        schedules.append(build_sweep_schedule(settings, events_op, sweep_job))
+    return schedules, [build_tag_repair_sensor(events_op, links, repair_job)]
 
 
 # -- the failure alert ---------------------------------------------------------------------

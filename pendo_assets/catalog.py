@@ -10,6 +10,7 @@ snake_case DuckDB names (``metadata.agent.name`` -> ``metadata_agent_name``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -40,6 +41,16 @@ EPOCH_MS_LEAVES = frozenset(
         "lastupdated",
     }
 )
+# Beyond that list, a leaf named like Pendo names its instants (`guideTimestamp`, `createdAt`,
+# `lastSeenAt`) is epoch ms too. Names ending in `Time` are not ruled this way: `loadTime` is a
+# duration in ms.
+_EPOCH_MS_NAME = re.compile(r"(?:Timestamp|[a-z0-9]At)$")
+
+
+def is_epoch_ms_field(path: str) -> bool:
+    """Does the Pendo field ``path`` hold epoch milliseconds (landed as TIMESTAMPTZ)?"""
+    leaf = path.rsplit(".", 1)[-1]
+    return leaf in EPOCH_MS_LEAVES or _EPOCH_MS_NAME.search(leaf) is not None
 
 
 @dataclass(frozen=True)
@@ -134,6 +145,11 @@ class Source:
     metadata_schema: str | None = None
     # REST entities: a membership table asked per row (segments -> their visitors).
     members: Members | None = None
+    # Tag entities (pages, features, track types): the event source whose rows Pendo computes
+    # from this tag's rules, retroactively over all history (``id_field`` there is the tag id),
+    # and the fields whose change makes Pendo reprocess them (besides ``lastUpdatedAt``).
+    retags: str | None = None
+    rules: tuple[str, ...] = ()
 
     @property
     def history_table(self) -> str | None:
@@ -184,6 +200,8 @@ _PER_EVENT_COLUMNS = {
     "remoteIp": VARCHAR,
     "serverName": VARCHAR,
     "userAgent": VARCHAR,
+    # When Pendo's server took the event (epoch ms), beside the browser's own clock.
+    "guideTimestamp": TIMESTAMPTZ,
 }
 # The `type` of guide events the marts count, each in its own column (`count_guide_seen`, ...).
 GUIDE_EVENT_TYPES = ("guideSeen", "guideAdvanced", "guideDismissed", "guideSnoozed", "guideTimeout")
@@ -357,6 +375,8 @@ SOURCES: tuple[Source, ...] = (
         columns={**_TAG_COLUMNS, "rules": JSON},
         id_field="id",
         required=("id",),
+        retags="pageEvents",
+        rules=("rules",),
     ),
     Source(
         name="features",
@@ -375,6 +395,8 @@ SOURCES: tuple[Source, ...] = (
         id_field="id",
         required=("id",),
         json_fields=frozenset({"eventPropertyConfigurations"}),
+        retags="featureEvents",
+        rules=("elementPathRules", "pageId", "appWide"),
     ),
     Source(
         name="guides",
@@ -473,6 +495,8 @@ SOURCES: tuple[Source, ...] = (
         },
         id_field="id",
         required=("id",),
+        retags="trackEvents",
+        rules=("trackTypeRules",),
     ),
     Source(
         name="segments",
@@ -610,6 +634,8 @@ ENTITIES: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "entity")
 HISTORIES: tuple[str, ...] = tuple(s.history for s in ENTITIES if s.history) + tuple(
     n.history for s in ENTITIES for n in s.nested if n.history
 )
+# Event source name -> the tag entity whose retroactive changes rewrite its history.
+TAG_ENTITY_OF: dict[str, Source] = {s.retags: s for s in SOURCES if s.retags}
 EVENTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "event")
 
 RAW_SCHEMA = "pendo"

@@ -15,9 +15,9 @@ import pendo_assets.quiet  # noqa: F401  (first: silences known warnings before 
 from pendo_assets.assets.enriched import enriched_assets
 from pendo_assets.assets.history import history_assets
 from pendo_assets.assets.marts import mart_assets
-from pendo_assets.assets.raw import raw_assets
+from pendo_assets.assets.raw import EVENTS_OP, raw_assets, tag_links
 from pendo_assets.assets.report import build_report_asset
-from pendo_assets.automation import build_automation, refresh_selection
+from pendo_assets.automation import build_automation, build_history_repair, refresh_selection
 from pendo_assets.checks import all_checks
 from pendo_assets.clock import Clock, system_clock
 from pendo_assets.freshness import build_freshness
@@ -57,13 +57,17 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
     ]
     # Built from the final asset list, so every daily asset joins the lookback refresh.
     schedules, sensors = build_automation(settings, assets, partitions)
+    event_keys = [k for a in assets if a.node_def.name == EVENTS_OP for k in a.keys]
+    repair_schedules, repair_sensors = build_history_repair(
+        settings, EVENTS_OP, event_keys, tag_links()
+    )
     daily, _ = refresh_selection(assets, partitions)
     freshness_checks, freshness_sensor = build_freshness(settings, daily)
     return dg.Definitions(
         assets=assets,
         asset_checks=[*all_checks(settings, clock), freshness_checks],
-        schedules=schedules,
-        sensors=[*sensors, freshness_sensor],
+        schedules=[*schedules, *repair_schedules],
+        sensors=[*sensors, *repair_sensors, freshness_sensor],
         resources={
             "pendo": PendoResource.from_settings(settings, key),
             "warehouse": warehouse,

@@ -79,6 +79,9 @@ class Settings:
     incremental_margin_minutes: int = 60
     # Segments whose visitors are loaded (PENDO_SEGMENTS); None: every segment.
     segments: tuple[str, ...] | None = None
+    # Day of the week (0 = Monday) of the deep reconciliation of the whole history with Pendo
+    # per day and tag (the sweep); None: never.
+    sweep_weekday: int | None = 6
 
     @property
     def zone(self) -> ZoneInfo:
@@ -305,6 +308,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         has_integration_key=has_key,
         history_track_columns=track,
         full_refresh_weekday=parse_weekday(env.get("PENDO_FULL_REFRESH_WEEKDAY")),
+        sweep_weekday=parse_weekday(env.get("PENDO_SWEEP_WEEKDAY"), "PENDO_SWEEP_WEEKDAY"),
         incremental_margin_minutes=_number(
             env, "PENDO_INCREMENTAL_MARGIN_MINUTES", 60, 0, 7 * 24 * 60
         ),
@@ -331,8 +335,9 @@ def parse_segments(raw: str | None) -> tuple[str, ...] | None:
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
-def parse_weekday(raw: str | None) -> int | None:
-    """``PENDO_FULL_REFRESH_WEEKDAY``: a day name (or its first three letters), or ``never``."""
+def parse_weekday(raw: str | None, var: str = "PENDO_FULL_REFRESH_WEEKDAY") -> int | None:
+    """``var`` (``PENDO_FULL_REFRESH_WEEKDAY``, ``PENDO_SWEEP_WEEKDAY``): a day name (or its
+    first three letters), or ``never``; default sunday."""
     value = (raw or "sunday").strip().lower()
     if value in ("never", "none"):
         return None
@@ -340,7 +345,7 @@ def parse_weekday(raw: str | None) -> int | None:
         if value in (name, name[:3]):
             return i
     raise _bad(
-        "PENDO_FULL_REFRESH_WEEKDAY",
+        var,
         raw or "",
         "expected a day of the week (monday ... sunday) or never",
         "sunday",

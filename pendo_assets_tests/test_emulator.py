@@ -485,7 +485,9 @@ def _group(field: dict) -> dict:
         ),
         pytest.param(body("events", None, days(0, 1, "weekRange")), "period", id="weekRange"),
         pytest.param(
-            body("pageEvents", {"pageId": "x"}, DAY), "unsupported in emulator", id="id-param"
+            body("pageEvents", {"pageId": ["x", "y"]}, DAY),
+            "unsupported in emulator",
+            id="id-list-param",
         ),
         pytest.param(
             body("events", {"eventClass": ["web"]}, DAY), "unsupported in emulator", id="param"

@@ -10,7 +10,7 @@ import pytest
 
 from pendo_assets.catalog import ENTITIES, EVENTS, HISTORIES
 from pendo_assets.definitions import build_definitions
-from pendo_assets.emulator import EmulatorServer, EntityEdit
+from pendo_assets.emulator import EmulatorServer, EntityEdit, TagChange
 from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS
 from pendo_assets.settings import load_settings
 
@@ -52,15 +52,17 @@ def warehouse(tmp_path_factory):
         project.materialize([f"pendo/{s.table}" for s in ENTITIES])
         histories = [f"analytics/{h}" for h in HISTORIES]
         project.materialize(histories)
-        # Some accounts change plan before the morning refresh: history gets a second version.
+        # Some accounts change plan before the morning refresh: history gets a second version;
+        # a page is tagged, which Pendo applies retroactively (_state.tag_changes).
         server.subscription = sub.replace(
             edits=(
                 EntityEdit(
                     "accounts", 0.4, sub.history_end_ms + 7_200_000, value="enterprise plus"
                 ),
-            )
+            ),
+            tag_changes=(TagChange("pages", "create", sub.history_end_ms + 7_200_000),),
         )
-        project.materialize(["pendo/accounts", "analytics/account_history"])
+        project.materialize(["pendo/accounts", "analytics/account_history", "pendo/pages"])
         daily = [f"pendo/{s.table}" for s in EVENTS] + [f"analytics/{s.table}" for s in EVENTS]
         daily += [f"analytics/{m.name}" for m in DAILY_MARTS]
         project.materialize(daily, start, end)

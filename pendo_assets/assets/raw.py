@@ -10,13 +10,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import dagster as dg
 import pyarrow.compute as pc
 
 from pendo_assets import clock
+from pendo_assets.assets.repair import EventConfig, repair_tags, sweep
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.assets.shared import IO_MANAGER_KEY, KINDS, asset_key, demo_note, partition_dates
 from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, SOURCES_BY_NAME, Members, Source
@@ -29,12 +30,14 @@ from pendo_assets.pendo.tables import column_name, declared_types
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import WEEKDAYS, Settings
 from pendo_assets.warehouse.io_manager import StagedDays, StagedTable, WarehouseResource
-from pendo_assets.warehouse.reconciled import remembered
+from pendo_assets.warehouse.reconciled import forget, remembered
 from pendo_assets.warehouse.staging import staging_dir
 from pendo_assets.warehouse.store import stage
+from pendo_assets.warehouse.tag_changes import TagWatch
 
 ENTITY_GROUP = "pendo_entities"
 RAW_EVENT_GROUP = "pendo_raw_events"
+EVENTS_OP = "load_pendo_events"
 
 
 def _client_metadata(pendo: PendoResource, source: Source, before: dict, started: float) -> dict:
@@ -156,6 +159,25 @@ def _watermark_ms(warehouse: WarehouseResource, source: Source) -> int | None:
             return None
         value = con.execute(f"SELECT epoch_ms(max({col})) FROM {RAW_SCHEMA}.{source.table}")
         return value.fetchone()[0]
+
+
+def tag_watch(source: Source) -> TagWatch | None:
+    """For a tag entity (pages, features, track types): what records, in the load's
+    transaction, which tags are new, changed, deleted or still dirty since the previous load,
+    so the ``pendo_tag_repair`` sensor can bring their events' history back to Pendo's."""
+    if source.retags is None:
+        return None
+    events = SOURCES_BY_NAME[source.retags]
+    return TagWatch(
+        source=events.name,
+        key=column_name(source.id_field),
+        fingerprint=[column_name(f) for f in (*source.rules, "lastUpdatedAt")],
+        flag="dirty",
+        now=clock.now(UTC),
+        daily_table=(RAW_SCHEMA, events.table),
+        # Days that agreed with Pendo before no longer do: reconciliation must ask again.
+        also=forget(events.name),
+    )
 
 
 def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOut:
@@ -326,6 +348,7 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 staging,
                 after=after,
                 merge_key=None if plan.full else column_name(source.id_field),
+                watch=tag_watch(source),
             )
             metadata = {
                 **_client_metadata(pendo, source, before, started),
@@ -389,23 +412,51 @@ def build_event_assets(
     )
 
     @dg.multi_asset(
-        name="load_pendo_events",
+        name=EVENTS_OP,
         outs={output_name(s): _out(s, settings, RAW_EVENT_GROUP, how) for s in EVENTS},
         can_subset=True,
         pool=settings.warehouse_pool,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        description="Pendo's event sources, fetched together through one client.",
+        description="Pendo's event sources, fetched together through one client. Run config "
+        "`repair_tags` / `delete_tags` reloads only changed tags' rows, `sweep` only the (day, "
+        "tag) slices that differ from Pendo's totals (see the pendo_tag_repair sensor and the "
+        "weekly sweep schedule).",
     )
     def _events(
-        context: dg.AssetExecutionContext, pendo: PendoResource, warehouse: WarehouseResource
+        context: dg.AssetExecutionContext,
+        config: EventConfig,
+        pendo: PendoResource,
+        warehouse: WarehouseResource,
     ):
         days = partition_dates(context.partition_keys)
         opts = pendo.options
         step = max(1, len(days) // 20)
+        if config.repairing:
+            named = {*config.repair_tags, *config.delete_tags}
+            others = [
+                s.name
+                for s in EVENTS
+                if asset_key(s) in context.selected_asset_keys and s.name not in named
+            ]
+            if others:
+                raise dg.Failure(
+                    f"This run repairs tags of {', '.join(sorted(named))} (run config "
+                    f"repair_tags / delete_tags) but also selects {', '.join(others)}: select "
+                    "only the sources it names, or drop the repair config to load days whole."
+                )
 
         def load(source: Source) -> tuple[StagedDays, dict]:
             started, before = time.monotonic(), pendo.client.source_stats_dict(source.name)
+            wh = warehouse.warehouse
+            if config.repairing or config.sweep:
+                if config.sweep:
+                    staged, extra = sweep(context, pendo.client, opts, wh, source, days)
+                else:
+                    staged, extra = repair_tags(
+                        context, pendo.client, opts, wh, source, days, config
+                    )
+                return staged, {**_client_metadata(pendo, source, before, started), **extra}
 
             def progress(done: int, total: int) -> None:
                 if done == total or done % step == 0:
@@ -429,6 +480,13 @@ def build_event_assets(
         yield from _load_concurrently(context, EVENTS, load, pendo.client)
 
     return _events
+
+
+def tag_links() -> dict[dg.AssetKey, tuple[str, dg.AssetKey]]:
+    """Tag entity asset -> (the event source Pendo computes from its tags, that asset)."""
+    return {
+        asset_key(s): (s.retags, asset_key(SOURCES_BY_NAME[s.retags])) for s in ENTITIES if s.retags
+    }
 
 
 def raw_assets(settings: Settings, partitions: dg.PartitionsDefinition) -> list:

@@ -1,8 +1,10 @@
 """Checks of the raw event tables, generated from the catalog.
 
-Blocking: ``grain_is_unique`` and ``required_ids_present`` (ids Pendo always sends; never
-``appId``), and ``reconciles_with_pendo`` on final days (see ``checks.reconcile``). Warnings:
-unknown tag ids, partition gaps (freshness: ``pendo_assets.freshness``).
+Blocking: ``grain_is_unique`` (aggregated sources) and ``required_ids_present`` (ids Pendo
+always sends; never ``appId``), and ``reconciles_with_pendo`` on final days (see
+``checks.reconcile``). Warnings: identical rows of per-event sources (Pendo sends and counts
+them: not certainly wrong), unknown tag ids, partition gaps (freshness:
+``pendo_assets.freshness``).
 """
 
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pendo_assets.checks.reconcile import reconcile_result
 from pendo_assets.checks.shared import (
     COMPLETE,
     GRAIN,
+    IDENTICAL,
     RECONCILES,
     REQUIRED,
     UNKNOWN,
@@ -38,6 +41,11 @@ from pendo_assets.warehouse.store import Warehouse, markdown_table
 
 # Pendo tags are deleted and re-made, so some event rows always point at unknown ids.
 UNKNOWN_ID_WARN_SHARE = 0.05
+
+
+def grain_check(source: Source) -> str:
+    """Aggregated rows are unique by their grain at Pendo; raw guide/poll events need not be."""
+    return IDENTICAL if source.per_event else GRAIN
 
 
 def _grain_result(wh: Warehouse, source: Source, key, fq, days, present: set[str]):
@@ -63,15 +71,19 @@ def _grain_result(wh: Warehouse, source: Source, key, fq, days, present: set[str
     }
     if dropped:
         meta["grain_columns_dropped"] = dg.MetadataValue.json(dropped)
-    return result(
-        key,
-        GRAIN,
-        not bad,
-        metadata=meta,
-        description=(
+    if source.per_event:
+        extra = sum(int(b) for _, _, b in dupes)
+        description = (
+            f"{extra} rows identical to another row in every column kept, on {name_days(bad)}: "
+            "Pendo sends and counts each (reconciliation compares the counts); kept as sent"
+            if bad
+            else f"No identical rows on {len(days)} days"
+        )
+    else:
+        description = (
             f"Duplicated rows on {name_days(bad)}" if bad else f"Grain unique on {len(days)} days"
-        ),
-    )
+        )
+    return result(key, grain_check(source), not bad, metadata=meta, description=description)
 
 
 def _required_result(wh: Warehouse, source: Source, key, fq, days, present: set[str]):
@@ -169,6 +181,14 @@ def build_raw_event_checks(
     key = asset_key(source)
     specs = [
         dg.AssetCheckSpec(
+            IDENTICAL,
+            asset=key,
+            description="Rows identical in every column kept (warning): Pendo can send the same "
+            "raw event twice and counts both, so they are kept; reconciles_with_pendo compares "
+            "the counts.",
+        )
+        if source.per_event
+        else dg.AssetCheckSpec(
             GRAIN,
             asset=key,
             blocking=True,
@@ -234,7 +254,7 @@ def build_raw_event_checks(
             if any(s.name == UNKNOWN for s in specs):
                 yield _unknown_result(wh, source, key, fq, days, present)
         else:
-            for name in (GRAIN, REQUIRED, RECONCILES, YOUNG, UNKNOWN):
+            for name in (grain_check(source), REQUIRED, RECONCILES, YOUNG, UNKNOWN):
                 if any(s.name == name for s in specs):
                     yield result(key, name, True, "No days")
         yield _complete_result(context, key)

@@ -7,6 +7,6 @@ pendo_assets.emulator --port 8765`` for a standalone demo server.
 
 from pendo_assets.emulator.faults import Faults
 from pendo_assets.emulator.server import EmulatorServer
-from pendo_assets.emulator.subscription import Drift, EntityEdit, Subscription
+from pendo_assets.emulator.subscription import Drift, EntityEdit, Subscription, TagChange
 
-__all__ = ["Drift", "EmulatorServer", "EntityEdit", "Faults", "Subscription"]
+__all__ = ["Drift", "EmulatorServer", "EntityEdit", "Faults", "Subscription", "TagChange"]

@@ -77,6 +77,14 @@ class Query:
         return SOURCES_BY_NAME[self.source].kind == "event"
 
     @property
+    def tag(self) -> tuple[str, str] | None:
+        """(tag field, id) when the source was asked for one tag's rows only."""
+        for key in SOURCES_BY_NAME[self.source].params:
+            if isinstance(self.params.get(key), str):
+                return key, self.params[key]
+        return None
+
+    @property
     def identified_only(self) -> bool:
         """``visitors: {"identified": true}``: anonymous visitors left out."""
         return self.source == "visitors" and bool(self.params.get("identified"))
@@ -137,9 +145,12 @@ def _periods(ts: Any, sub: Subscription) -> tuple[str, list[int]]:
 
 
 def _check_params(name: str, params: dict, sub: Subscription) -> None:
+    tag_params = SOURCES_BY_NAME[name].params
     for key, value in params.items():
         if key == "appId" or (key == "blacklist" and value == "apply") or value is None:
             continue  # a null id parameter (pageId: null) means every one, as the client asks
+        if key in tag_params and isinstance(value, str):
+            continue  # one tag's rows (pageId: "..."): how a changed tag's history is asked
         if key == "identified" and name == "visitors":
             continue
         if key == "segmentId" and name == "visitors" and PARAMETER in sub.segment_shapes:
@@ -363,6 +374,7 @@ def source_rows(
         yield from rows
         return
     exclude = query.params.get("blacklist") == "apply"
+    tag_field, tag_id = query.tag or (None, None)
     raw = SOURCES_BY_NAME[query.source].per_event
     hourly = query.period == "hourRange"
     for start in query.periods:
@@ -379,6 +391,8 @@ def source_rows(
             if hidden is not None and (k := hidden(day)) > 0:
                 pairs = pairs[: max(0, len(pairs) - k)]
             for hour, row in pairs:
+                if tag_field is not None and row[tag_field] != tag_id:
+                    continue
                 if hourly:
                     if raw:
                         if not start <= row["browserTime"] < start + HOUR_MS:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator
+from datetime import date, timedelta
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -477,6 +478,9 @@ def entity_rows(
 ) -> Iterable[dict]:
     """Rows of an entity source; app-scoped ones only for ``app_ids`` (default: all apps)."""
     rows = ENTITY_GENERATORS[source_name](sub, app_ids)
+    changes = [c for c in sub.tag_changes if c.source == source_name]
+    if changes:
+        rows = _with_tag_changes(sub, rows, changes, app_ids)
     drifts = [d for d in sub.drift if d.source == source_name]
     rows = _with_drift(sub, rows, drifts) if drifts else rows
     edits = [e for e in sub.edits if e.source == source_name]
@@ -513,3 +517,85 @@ def _with_drift(sub: Subscription, rows: Iterable[dict], drifts: list) -> Iterat
 def deleted_tag_ids(sub: Subscription, kind: str, app_id: int, n: int = 2) -> tuple[str, ...]:
     """Ids of tags that were deleted: still referenced by old events, absent from entities."""
     return tuple(pendo_id(sub.seed, kind, app_id, "deleted", k) for k in range(n))
+
+
+# -- retroactive tag changes (TagChange) ---------------------------------------------------
+TAG_KINDS = {"pages": "Page", "features": "Feature", "trackTypes": "TrackType"}
+_TAG_BASE = {"pages": pages, "features": features, "trackTypes": track_types}
+
+
+def tag_change_app(sub: Subscription, change) -> int:
+    return sub.app_ids[0] if change.app_id is None else change.app_id
+
+
+def tag_change_id(sub: Subscription, change) -> str:
+    """The id of the tag a ``TagChange`` creates, edits or deletes."""
+    app_id = tag_change_app(sub, change)
+    if change.action == "create":
+        return pendo_id(sub.seed, TAG_KINDS[change.source], app_id, "created", change.salt)
+    return _TAG_BASE[change.source](sub, app_id)[change.index]["id"]
+
+
+def tag_change_reaches(sub: Subscription, change, day: date) -> bool:
+    """Has Pendo reprocessed ``day`` for this change yet? A dirty tag is reprocessed newest day
+    first, and has reached only the newer half of the history."""
+    if not change.dirty:
+        return True
+    span = (sub.last_day - sub.first_day).days
+    return day >= sub.first_day + timedelta(days=span // 2 + 1)
+
+
+def _widened(source: str, row: dict, salt: int) -> dict:
+    row = dict(row)
+    if source == "pages":
+        row["rules"] = [*row["rules"], {"rule": f"//*/widened{salt}", "designerHint": None}]
+    elif source == "features":
+        row["elementPathRules"] = [*row["elementPathRules"], f"#widened-{salt}"]
+    else:
+        row["trackTypeRules"] = [*row["trackTypeRules"], f"alias{salt}"]
+    return row
+
+
+def _created_tag(sub: Subscription, change) -> dict:
+    app_id = tag_change_app(sub, change)
+    kind = TAG_KINDS[change.source]
+    rng = rng_for(sub.seed, kind, app_id, "created", change.salt)
+    name = f"New {kind.lower()} {change.salt}"
+    row = _tag_common(sub, kind, app_id, 0, name, rng)
+    row["id"] = tag_change_id(sub, change)
+    row["rootVersionId"] = row["id"] + "-root"
+    row["stableVersionId"] = row["id"] + "-stable"
+    if change.source == "pages":
+        row["rules"] = [{"rule": f"//*/new{change.salt}", "designerHint": None}]
+    elif change.source == "features":
+        row["pageId"] = _page_id(sub, app_id, rng)
+        row["appWide"] = False
+        row["isCoreEvent"] = False
+        row["elementPathRules"] = [f"#new-{change.salt}"]
+        row["eventPropertyConfigurations"] = []
+    else:
+        row["trackTypeName"] = name
+        row["trackTypeRules"] = [name]
+    return row
+
+
+def _with_tag_changes(
+    sub: Subscription, rows: Iterable[dict], changes: list, app_ids: tuple[int, ...] | None
+) -> list[dict]:
+    out = list(rows)
+    for change in changes:
+        app_id = tag_change_app(sub, change)
+        if app_ids is not None and app_id not in app_ids:
+            continue
+        tag_id = tag_change_id(sub, change)
+        stamp = {"lastUpdatedAt": change.at_ms, "dirty": change.dirty}
+        if change.action == "create":
+            out.append({**_created_tag(sub, change), "createdAt": change.at_ms, **stamp})
+        elif change.action == "edit":
+            out = [
+                {**_widened(change.source, r, change.salt), **stamp} if r["id"] == tag_id else r
+                for r in out
+            ]
+        else:
+            out = [r for r in out if r["id"] != tag_id]
+    return out

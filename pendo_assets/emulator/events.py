@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING, NamedTuple
 
-from pendo_assets.catalog import SOURCES_BY_NAME
+from pendo_assets.catalog import SOURCES_BY_NAME, TAG_ENTITY_OF
 from pendo_assets.emulator import vocabulary as V
 from pendo_assets.emulator.entities import (
     VisitorCore,
@@ -31,6 +31,9 @@ from pendo_assets.emulator.entities import (
     features,
     guides,
     pages,
+    tag_change_app,
+    tag_change_id,
+    tag_change_reaches,
     track_types,
     visitor_agent,
     visitor_core,
@@ -286,7 +289,18 @@ def _guide_story(sub: Subscription, app_id: int, s: Session) -> tuple[list[dict]
     def emit(kind: str, step: dict, rows: list[dict], **extra: object) -> None:
         nonlocal t
         t += rng.randint(1000, 20000)
-        rows.append({**base, "browserTime": t, "guideStepId": step["id"], "type": kind, **extra})
+        # Pendo's server receives the event a little after the browser sent it.
+        received = t + 40 + t % 900
+        rows.append(
+            {
+                **base,
+                "browserTime": t,
+                "guideStepId": step["id"],
+                "guideTimestamp": received,
+                "type": kind,
+                **extra,
+            }
+        )
 
     steps = guide["steps"]
     for si, step in enumerate(steps):
@@ -320,6 +334,45 @@ def _guide_events(sub, app_id, day, sessions, rng) -> Pairs:
 
 def _poll_events(sub, app_id, day, sessions, rng) -> Pairs:
     return [(s.hour_ms, row) for s in sessions for row in _guide_story(sub, app_id, s)[1]]
+
+
+def _session_key(row: dict) -> tuple:
+    return (row["visitorId"], row["accountId"], row["server"], row["remoteIp"], row["userAgent"])
+
+
+def _retagged(sub, source_name, app_id, day, sessions, pairs: Pairs, changes: list) -> Pairs:
+    """A tag-scoped day after retroactive tag changes: a deleted tag's rows are gone; a created
+    tag has rows from some sessions; an edited (widened) tag counts one more event on its rows
+    and gains rows from some other sessions. Days a dirty tag has not reached stay as they were.
+    """
+    tag_field = SOURCES_BY_NAME[source_name].id_field
+    day_ms = sub.local_midnight_ms(day)
+    for change in changes:
+        tag_id = tag_change_id(sub, change)
+        if change.action == "delete":
+            pairs = [(h, r) for h, r in pairs if r[tag_field] != tag_id]
+            continue
+        if not tag_change_reaches(sub, change, day):
+            continue
+        rng = rng_for(sub.seed, "retag", source_name, change.salt, app_id, day.isoformat())
+        tagged = {_session_key(r) for _, r in pairs if r[tag_field] == tag_id}
+        pairs = [
+            (h, {**r, "numEvents": r["numEvents"] + 1}) if r[tag_field] == tag_id else (h, r)
+            for h, r in pairs
+        ]
+        for s in sessions:
+            if rng.random() >= change.share:
+                continue
+            row = _aggregated(s, app_id, day_ms, *_split(rng, s, 1))
+            if _session_key(row) in tagged:
+                continue
+            row[tag_field] = tag_id
+            if source_name == "pageEvents":
+                row["parameters"] = None
+            elif source_name == "trackEvents":
+                row["properties"] = dict(rng.choice(V.TRACK_PROPERTIES))
+            pairs.append((s.hour_ms, row))
+    return pairs
 
 
 EventGenerator = Callable[["Subscription", int, date, tuple[Session, ...], random.Random], Pairs]
@@ -360,6 +413,18 @@ def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tup
         if key not in seen:
             seen.add(key)
             unique.append((hour, row))
+    changes = [
+        c
+        for c in sub.tag_changes
+        if source_name in TAG_ENTITY_OF
+        and c.source == TAG_ENTITY_OF[source_name].name
+        and tag_change_app(sub, c) == app_id
+    ]
+    if changes:
+        unique = _retagged(sub, source_name, app_id, day, sessions, unique, changes)
+    if sub.duplicate_raw_events and SOURCES_BY_NAME[source_name].per_event:
+        # Sent twice, identical: copies, since rows may be altered below (stray times, drift).
+        unique += [(h, dict(r)) for h, r in unique[: sub.duplicate_raw_events]]
     if sub.stray_raw_events and SOURCES_BY_NAME[source_name].per_event:
         midnight = sub.local_midnight_ms(day)
         for i, (_, row) in enumerate(unique[: sub.stray_raw_events]):

@@ -317,7 +317,7 @@ class _Handler(BaseHTTPRequestHandler):
         except AggregationError as exc:
             self._send(exc.status, f"{exc}\n".encode())
             return
-        emu.stats.source(query.source)
+        emu.stats.source(query.source, query.days_asked, query.tag is not None)
         if query.source in (faults.forbidden_sources or ()):
             self._send(403)  # a valid key without access to this source
             return

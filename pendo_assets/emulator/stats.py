@@ -18,6 +18,11 @@ class Stats:
             self.requests = 0  # API requests, any outcome (all are aggregation requests)
             self.aggregation_requests = 0
             self.by_source: Counter[str] = Counter()
+            # Requests for one tag's rows (a retroactive tag change being repaired), by source,
+            # and the days they asked.
+            self.tag_requests: Counter[str] = Counter()
+            self.tag_days: Counter[str] = Counter()
+            self.days_asked: Counter[str] = Counter()
             self.by_status: Counter[int] = Counter()
             self.in_flight = 0
             self.max_in_flight = 0
@@ -49,9 +54,13 @@ class Stats:
         with self._lock:
             self.latency_s += seconds
 
-    def source(self, name: str) -> None:
+    def source(self, name: str, days: float = 0.0, tagged: bool = False) -> None:
         with self._lock:
             self.by_source[name] += 1
+            self.days_asked[name] += days
+            if tagged:
+                self.tag_requests[name] += 1
+                self.tag_days[name] += days
 
     def status(self, code: int) -> None:
         with self._lock:
@@ -68,6 +77,9 @@ class Stats:
                 "requests": self.requests,
                 "aggregation_requests": self.aggregation_requests,
                 "by_source": dict(self.by_source),
+                "days_asked": dict(self.days_asked),
+                "tag_requests": dict(self.tag_requests),
+                "tag_days": dict(self.tag_days),
                 "by_status": {str(k): v for k, v in self.by_status.items()},
                 "in_flight": self.in_flight,
                 "max_in_flight": self.max_in_flight,

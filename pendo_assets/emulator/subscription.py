@@ -61,6 +61,30 @@ class EntityEdit:
 
 
 @dataclass(frozen=True)
+class TagChange:
+    """A page, feature or track type created, edited or deleted after the base data, which
+    Pendo applies retroactively: its event rows change on *every* stored day.
+
+    ``source`` is the tag entity (``pages``, ``features``, ``trackTypes``); ``index`` picks the
+    existing tag an edit or delete applies to (of ``app_id``, default the first app). A created
+    tag gets rows from about ``share`` of each day's sessions; an edit widens the tag's rules:
+    its rows count one more event and about ``share`` of the other sessions gain a row. Both
+    move ``lastUpdatedAt`` to ``at_ms``. With ``dirty`` Pendo is still reprocessing (newest days
+    first): the tag shows ``dirty: true`` and only the newer half of the history has its new
+    rows yet. A deleted tag disappears, and so do its rows.
+    """
+
+    source: Literal["pages", "features", "trackTypes"]
+    action: Literal["create", "edit", "delete"]
+    at_ms: int
+    index: int = 0
+    app_id: int | None = None
+    share: float = 0.3
+    dirty: bool = False
+    salt: int = 0
+
+
+@dataclass(frozen=True)
 class Subscription:
     """Configuration of one emulated subscription (all data is a pure function of it)."""
 
@@ -91,11 +115,16 @@ class Subscription:
     segment_shapes: tuple[str, ...] = ("parameter", "pipeline")
     # REST lists (GET /api/v1/segment) as a bare array, or wrapped in {"results": [...]}.
     rest_lists_wrapped: bool = False
+    tag_changes: tuple[TagChange, ...] = ()
+    # Raw guide/poll events sent twice, identical in every field (Pendo counts both): the
+    # first ``duplicate_raw_events`` of each app and day.
+    duplicate_raw_events: int = 0
 
     def __post_init__(self) -> None:
         # Lists would make the dataclass unhashable (it keys the per-day caches).
         object.__setattr__(self, "drift", tuple(self.drift))
         object.__setattr__(self, "edits", tuple(self.edits))
+        object.__setattr__(self, "tag_changes", tuple(self.tag_changes))
         object.__setattr__(self, "app_ids", tuple(self.app_ids))
         object.__setattr__(self, "segment_shapes", tuple(self.segment_shapes))
         if self.first_day > self.last_day:
@@ -180,4 +209,12 @@ def _local_midnight_ms(timezone: str, day: date) -> int:
     return int(midnight.timestamp()) * 1000
 
 
-__all__ = ["DAY_MS", "DEFAULT_APP_ID", "HOUR_MS", "Drift", "EntityEdit", "Subscription"]
+__all__ = [
+    "DAY_MS",
+    "DEFAULT_APP_ID",
+    "HOUR_MS",
+    "Drift",
+    "EntityEdit",
+    "Subscription",
+    "TagChange",
+]

@@ -85,14 +85,17 @@ def event_request(
     return envelope(event_pipeline(source, scope, first_ms, count, period), rid)
 
 
-def totals_request(source: Source, scope: Scope, first_ms: int, count: int) -> dict:
+def totals_request(
+    source: Source, scope: Scope, first_ms: int, count: int, by: tuple[str, ...] = ()
+) -> dict:
     """Pendo's own row count (and sum of numEvents) of an event source, for reconciliation.
 
     Aggregated sources: one row per day, ``{"day", "rows", "numEvents"}``, from a ``group`` on
     ``day`` over ``count`` days. Per-event sources have no ``day`` field (they are timed by
     ``browserTime``), so they are asked one day at a time and answer ``{"count": N}``.
     The rows are filtered exactly as the loading request filters them (apps, Exclude List,
-    anonymous visitors), so the numbers compare with what landed.
+    anonymous visitors), so the numbers compare with what landed. ``by`` adds fields to group
+    on besides the day (the tag id: totals per day and tag).
     """
     pipeline = event_pipeline(source, scope, first_ms, count)
     if source.per_event:
@@ -103,7 +106,7 @@ def totals_request(source: Source, scope: Scope, first_ms: int, count: int) -> d
         pipeline.append(
             {
                 "group": {
-                    "group": ["day"],
+                    "group": ["day", *by],
                     "fields": [
                         {"rows": {"count": None}},
                         {"numEvents": {"sum": "numEvents"}},
@@ -111,7 +114,8 @@ def totals_request(source: Source, scope: Scope, first_ms: int, count: int) -> d
                 }
             }
         )
-    return envelope(pipeline, f"pendo-assets:totals:{source.name}:{first_ms}:{count}")
+    by_what = "".join(f":by:{f}" for f in by)
+    return envelope(pipeline, f"pendo-assets:totals:{source.name}:{first_ms}:{count}{by_what}")
 
 
 def entity_request(

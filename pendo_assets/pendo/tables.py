@@ -26,11 +26,11 @@ from pendo_assets.catalog import (
     BOOLEAN,
     DATE,
     DOUBLE,
-    EPOCH_MS_LEAVES,
     JSON,
     TIMESTAMPTZ,
     VARCHAR,
     Source,
+    is_epoch_ms_field,
 )
 
 # Arrow's default allocator (mimalloc) keeps freed blocks per thread; with eight fetch threads
@@ -119,10 +119,6 @@ class TypedTable:
         return self.table.num_rows
 
 
-def _leaf(path: str) -> str:
-    return path.rsplit(".", 1)[-1]
-
-
 def _json_text(v):
     if v is None or isinstance(v, str):
         return v
@@ -137,7 +133,7 @@ def _infer(values: list, path: str, declared: str | None) -> tuple[str, list]:
             return JSON, [_json_text(v) for v in values]
     if not kinds:
         return (declared or VARCHAR), values
-    if declared == TIMESTAMPTZ or (declared is None and _leaf(path) in EPOCH_MS_LEAVES):
+    if declared == TIMESTAMPTZ or (declared is None and is_epoch_ms_field(path)):
         if kinds == {int} and all(v is None or _INT64_MIN <= v <= _INT64_MAX for v in values):
             return TIMESTAMPTZ, values
     if kinds == {bool}:
@@ -316,7 +312,7 @@ def _arrow_column(arr: pa.Array, path: str, declared: str | None):
     if pa.types.is_boolean(t):
         return BOOLEAN, arr
     if pa.types.is_int64(t):
-        if declared == TIMESTAMPTZ or (declared is None and _leaf(path) in EPOCH_MS_LEAVES):
+        if declared == TIMESTAMPTZ or (declared is None and is_epoch_ms_field(path)):
             return TIMESTAMPTZ, arr.cast(ARROW_TYPES[TIMESTAMPTZ])
         if declared == DOUBLE:
             return DOUBLE, arr.cast(pa.float64())

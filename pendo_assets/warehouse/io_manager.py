@@ -21,7 +21,14 @@ import dagster as dg
 from pendo_assets.pendo.days import partition_dates
 from pendo_assets.warehouse.history import apply_history
 from pendo_assets.warehouse.staging import discard
-from pendo_assets.warehouse.store import StagedFile, Warehouse, WriteResult, markdown_table
+from pendo_assets.warehouse.store import (
+    StagedFile,
+    Statement,
+    Warehouse,
+    Watch,
+    WriteResult,
+    markdown_table,
+)
 
 if TYPE_CHECKING:
     # Only a downstream asset that asks for a DataFrame needs pandas (DuckDB imports it
@@ -45,14 +52,20 @@ class StagedTable:
     base_types: dict[str, str]
     staging_dir: Path | None = None
     # Statements run in the same transaction after the rows land (tables derived from them).
-    after: list[str] = field(default_factory=list)
+    after: list[Statement] = field(default_factory=list)
     # Set for an incremental load: upsert these rows by this column instead of replacing all.
     merge_key: str | None = None
+    # Looks at the rows replaced and their replacement, in the write's transaction.
+    watch: Watch | None = None
 
     def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
-        return wh.replace_table(
-            schema, table, self.files, self.base_types, self.after, self.merge_key
+        result = wh.replace_table(
+            schema, table, self.files, self.base_types, self.after, self.merge_key, self.watch
         )
+        report = getattr(self.watch, "report", None)
+        if report is not None:
+            result.metadata.update({k: dg.MetadataValue.json(v) for k, v in report().items()})
+        return result
 
 
 @dataclass
@@ -66,6 +79,32 @@ class StagedDays:
 
     def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
         return wh.replace_days(schema, table, days or self.days, self.files, self.base_types)
+
+
+@dataclass
+class StagedSlices:
+    """Some slices of a daily table, staged as Parquet: ``(day, key)`` is one key's rows of a
+    day (one tag's rows), ``(day, None)`` the whole day. Only those rows are replaced, and the
+    ``after`` statements (state kept about those days) run in the same transaction."""
+
+    key_column: str | None
+    slices: list[tuple[date, str | None]]
+    files: list[StagedFile]
+    base_types: dict[str, str]
+    staging_dir: Path | None = None
+    after: list[Statement] = field(default_factory=list)
+
+    def write(self, wh: Warehouse, schema: str, table: str, days: list[date] | None):
+        return wh.replace_slices(
+            schema,
+            table,
+            self.key_column,
+            self.slices,
+            self.files,
+            self.base_types,
+            days or sorted({d for d, _ in self.slices}),
+            self.after,
+        )
 
 
 @dataclass
@@ -183,7 +222,7 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
         if not callable(getattr(obj, "write", None)):
             raise TypeError(
                 f"{context.asset_key.to_user_string()} returned {type(obj).__name__}; expected "
-                "StagedTable, StagedDays, DaysQuery, TableQuery or HistoryUpdate"
+                "StagedTable, StagedDays, StagedSlices, DaysQuery, TableQuery or HistoryUpdate"
             )
         schema, table = table_of(context.asset_key)
         days = partition_days(context)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 from pendo_assets.catalog import Source
-from pendo_assets.warehouse.store import Warehouse
+from pendo_assets.warehouse.store import Statement, Warehouse
 
 LEDGER_SCHEMA, LEDGER_TABLE = "_state", "reconciled_days"
 LEDGER = f"{LEDGER_SCHEMA}.{LEDGER_TABLE}"
@@ -27,15 +27,31 @@ def remembered(wh: Warehouse, source: Source, days: list[date]) -> dict[date, tu
     return {d: (n, s) for d, n, s in found}
 
 
+_CREATE = (
+    f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}",
+    f"CREATE TABLE IF NOT EXISTS {LEDGER} (source VARCHAR, day DATE, rows BIGINT, "
+    "num_events BIGINT, PRIMARY KEY (source, day))",
+)
+
+
+def forget(source_name: str, days: list[date] | None = None) -> list[Statement]:
+    """Statements that drop what was remembered of ``days`` (every day when None): run in the
+    transaction that changes those days' rows, since Pendo changed them after they agreed."""
+    if days is not None and not days:
+        return []
+    where, params = "source = $s", {"s": source_name}
+    if days is not None:
+        where += " AND day IN (SELECT unnest($days::DATE[]))"
+        params["days"] = sorted(days)
+    return [*_CREATE, (f"DELETE FROM {LEDGER} WHERE {where}", params)]
+
+
 def remember(wh: Warehouse, source: Source, agreed: dict[date, tuple]) -> None:
     if not agreed:
         return
     with wh.transaction() as con:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}")
-        con.execute(
-            f"CREATE TABLE IF NOT EXISTS {LEDGER} (source VARCHAR, day DATE, rows BIGINT, "
-            "num_events BIGINT, PRIMARY KEY (source, day))"
-        )
+        for statement in _CREATE:
+            con.execute(statement)
         days = sorted(agreed)
         # One statement over lists, as first_seen_fold.sql takes its days: DuckDB runs
         # ``executemany`` row by row, 0.7 s for a year at the end of every range run's check.

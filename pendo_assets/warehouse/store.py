@@ -15,6 +15,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 import duckdb
 import pyarrow as pa
@@ -76,6 +77,26 @@ def stage(table: pa.Table, types: dict[str, str], path: Path) -> StagedFile:
     # Staging files live for seconds: cheap LZ4 beats zstd's smaller files here.
     pq.write_table(table, path, compression="lz4")
     return StagedFile(path, dict(types), table.num_rows)
+
+
+# A statement run inside a write's transaction: SQL alone, or SQL and its parameters.
+Statement = str | tuple[str, list | dict]
+
+
+class Watch(Protocol):
+    """Something that looks at a table around a write, in the write's transaction: ``before``
+    sees the rows being replaced, ``after`` the rows that replaced them."""
+
+    def before(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None: ...
+
+    def after(self, con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None: ...
+
+
+def run_statement(con: duckdb.DuckDBPyConnection, statement: Statement) -> None:
+    if isinstance(statement, str):
+        con.execute(statement)
+    else:
+        con.execute(*statement)
 
 
 @dataclass
@@ -185,12 +206,14 @@ class Warehouse:
         table: str,
         files: Sequence[StagedFile],
         base_types: dict[str, str],
-        after: Sequence[str] = (),
+        after: Sequence[Statement] = (),
         merge_key: str | None = None,
+        watch: Watch | None = None,
     ) -> WriteResult:
         """Write the staged rows into an unpartitioned table in one transaction, then run the
         ``after`` statements in it. Without ``merge_key`` every row is replaced; with it the
-        rows are upserted by that column (an incremental load never deletes)."""
+        rows are upserted by that column (an incremental load never deletes). ``watch`` sees
+        the table before and after, in the same transaction."""
         paths = [str(f.path) for f in files if f.rows and f.types]
 
         def clear(con, fq: str, target: dict[str, str]) -> None:
@@ -204,7 +227,38 @@ class Warehouse:
                     [paths],
                 )
 
-        return self._write_staged(schema, table, files, base_types, clear, None, after)
+        return self._write_staged(schema, table, files, base_types, clear, None, after, watch)
+
+    def replace_slices(
+        self,
+        schema: str,
+        table: str,
+        key_column: str | None,
+        slices: Sequence[tuple[date, str | None]],
+        files: Sequence[StagedFile],
+        base_types: dict[str, str],
+        days: Sequence[date],
+        after: Sequence[Statement] = (),
+    ) -> WriteResult:
+        """Atomically replace some slices of a daily table with the staged rows, which hold
+        exactly those slices: ``(day, key)`` is the rows of ``day`` whose ``key_column`` is
+        ``key``, ``(day, None)`` the whole day. Every other row stays. ``days`` are the days
+        the result reports on."""
+        whole = sorted({d for d, k in slices if k is None})
+        keyed = [(d, k) for d, k in slices if k is not None and d not in set(whole)]
+
+        def clear(con, fq: str, target: dict[str, str]) -> None:
+            if whole:
+                _delete_days(con, fq, whole)
+            if keyed:
+                con.execute(
+                    f"DELETE FROM {fq} USING (SELECT unnest($days::DATE[]) AS d, "
+                    f"unnest($keys::VARCHAR[]) AS k) s WHERE {fq}.{DAY_COLUMN} = s.d "
+                    f"AND CAST({fq}.{quote(key_column)} AS VARCHAR) = s.k",
+                    {"days": [d for d, _ in keyed], "keys": [k for _, k in keyed]},
+                )
+
+        return self._write_staged(schema, table, files, base_types, clear, days, after)
 
     def replace_days(
         self,
@@ -229,18 +283,23 @@ class Warehouse:
         base_types: dict[str, str],
         clear: Callable[[duckdb.DuckDBPyConnection, str, dict[str, str]], None],
         days: Sequence[date] | None,
-        after: Sequence[str] = (),
+        after: Sequence[Statement] = (),
+        watch: Watch | None = None,
     ) -> WriteResult:
         """One transaction: widen the table for the staged columns, ``clear`` the rows being
         replaced, insert the staged rows, run ``after``."""
         types = _merged_types(base_types, files)
         fq = f"{quote(schema)}.{quote(table)}"
         with self.transaction() as con:
+            if watch is not None:
+                watch.before(con, schema, table)
             target = self.evolve(con, schema, table, types)
             clear(con, fq, target)
             self._insert_files(con, fq, files, target)
-            for sql in after:
-                con.execute(sql)
+            for statement in after:
+                run_statement(con, statement)
+            if watch is not None:
+                watch.after(con, schema, table)
             result = self._result(con, schema, table, days)
         result.rows_written = sum(f.rows for f in files)
         return result
