@@ -235,10 +235,20 @@ def test_one_segment_pendo_cannot_evaluate_fails_alone(make_project):
     bad = segments(sub)[0]["id"]
     with EmulatorServer(sub, integration_key=TEST_KEY, faults=Faults()) as server:
         project = make_project(server)
-        assert project.materialize(ENTITY_KEYS).success
+        first = project.materialize(ENTITY_KEYS)
+        assert first.success
         server.faults.update(refused_segments=[bad])
         result = project.materialize(ENTITY_KEYS)
     assert result.success
+    # The members check passes, then warns naming the segment (never an error).
+    (ok,) = [c for c in first.get_asset_check_evaluations() if c.check_name == "members_loaded"]
+    (warned,) = [
+        c for c in result.get_asset_check_evaluations() if c.check_name == "members_loaded"
+    ]
+    assert ok.passed and not warned.passed
+    assert warned.severity == dg.AssetCheckSeverity.WARN
+    assert bad in (warned.description or "")
+    assert list(warned.metadata["failed"].value) == [bad]
     failed = _metadata(result, "pendo/segments")["segments_failed"]
     assert list(failed) == [bad]
     assert "Unexpected error occurred evaluating segment" in failed[bad]

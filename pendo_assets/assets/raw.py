@@ -36,6 +36,9 @@ from pendo_assets.warehouse.store import stage
 from pendo_assets.warehouse.tag_changes import TagWatch
 
 ENTITY_GROUP = "pendo_entities"
+# Materialization metadata of a REST entity with members: parent id -> why its members could
+# not be asked (read by the members check).
+MEMBERS_FAILED = "segments_failed"
 RAW_EVENT_GROUP = "pendo_raw_events"
 EVENTS_OP = "load_pendo_events"
 
@@ -393,7 +396,7 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 "segments_asked": dg.MetadataValue.int(len(asked)),
                 f"{members.table}_rows": dg.MetadataValue.int(pairs),
                 "segment_membership_shapes": dg.MetadataValue.json(dict(shapes)),
-                "segments_failed": dg.MetadataValue.json(dict(sorted(failed.items()))),
+                MEMBERS_FAILED: dg.MetadataValue.json(dict(sorted(failed.items()))),
             }
             return after, metadata
 

@@ -23,8 +23,10 @@ UNKNOWN = "known_ids_share"
 COMPLETE = "no_missing_days"
 UNIQUE_IDS = "ids_are_unique"
 TIES_OUT = "ties_out_with_raw"
+# Every segment's members were asked this load (one that failed keeps its last known members).
+MEMBERS = "members_loaded"
 # Checks that only ever warn: they never return ERROR, whatever happens.
-WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG, IDENTICAL})
+WARNING_ONLY = frozenset({UNKNOWN, COMPLETE, YOUNG, IDENTICAL, MEMBERS})
 
 
 def run_days(context: dg.AssetCheckExecutionContext) -> list[date] | None:
