@@ -650,7 +650,6 @@ def test_large_visitor_answer_is_streamed_in_chunks():
     assert big.visitor_count == 200_000
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     with EmulatorServer(big, integration_key=KEY) as srv:
-        started = time.perf_counter()
         r = post(srv, body("visitors", None), stream=True)
         assert r.status_code == 200 and r.headers["Transfer-Encoding"] == "chunked"
         assert "Content-Length" not in r.headers
@@ -659,13 +658,11 @@ def test_large_visitor_answer_is_streamed_in_chunks():
         for row in ijson.items(r.raw, "results.item"):
             n += 1
             anonymous += row["visitorId"].startswith("_PENDO_T_")
-        elapsed = time.perf_counter() - started
         assert srv.stats.rows == n
     assert n == 200_000 and 0 < anonymous < n
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     # 200k visitor dicts would take several hundred MB; streaming keeps it flat.
     assert grown_mb < 150, grown_mb
-    assert n / elapsed > 20_000  # generous: the client parses in the same process
 
 
 def test_cli_serves_the_demo_until_terminated():
