@@ -471,6 +471,9 @@ def build_event_assets(
                 for day, table in fetch_days(pendo.client, source, days, opts, progress):
                     files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
                     fetched[day] = day_totals(source, table.table)
+            # The load's own requests, counted before the totals below start sharing the
+            # source's counters in the background (a totals answer could land in them).
+            metadata = _client_metadata(pendo, source, before, started)
             # Reconciliation's question to Pendo, asked now while the other sources still load;
             # final days that agreed before with these very totals need no question.
             known = remembered(warehouse.warehouse, source, days)
@@ -478,7 +481,7 @@ def build_event_assets(
                 source, [d for d in days if d not in known or known[d] != fetched.get(d)]
             )
             staged = StagedDays(days, files, declared_types(source, drop), staging)
-            return staged, _client_metadata(pendo, source, before, started)
+            return staged, metadata
 
         yield from _load_concurrently(context, EVENTS, load, pendo.client)
 
