@@ -97,7 +97,8 @@ def refresh_selection(
     """(daily keys, unpartitioned upstream keys) of the asset graph, each sorted.
 
     Daily keys are every asset on ``partitions``; the unpartitioned ones are those any daily
-    asset depends on (the entity tables its names are joined from).
+    asset depends on (the entity tables its names are joined from), with every other table
+    their step loads (segments: no daily table joins them, and they refresh all the same).
     """
     by_key: dict[dg.AssetKey, dg.AssetsDefinition] = {}
     for a in assets:
@@ -116,6 +117,8 @@ def refresh_selection(
             if a.partitions_def is None:
                 upstream.add(dep)
                 todo.append(dep)
+    for key in list(upstream):
+        upstream.update(k for k in by_key[key].keys if by_key[k].partitions_def is None)
     return sorted(daily, key=str), sorted(upstream, key=str)
 
 

@@ -82,6 +82,29 @@ class Nested:
     description: str
     columns: dict[str, str]
     types: dict[str, str]  # output column -> DuckDB type, for the UI schema
+    # Rows whose element is not a usable key are left out (SQL over ``j``); with ``distinct``
+    # a pair listed twice in the array is one row.
+    where: str | None = None
+    distinct: bool = False
+    # The analytics table keeping every version of each row (SCD type 2), keyed by
+    # (parent_key, key_column); the table is rebuilt whole from its parent, so it is complete.
+    history: str | None = None
+
+    @property
+    def history_table(self) -> str | None:
+        return f"{ANALYTICS_SCHEMA}.{self.history}" if self.history else None
+
+
+@dataclass(frozen=True)
+class Members:
+    """A membership table of a REST entity (a segment's visitors): (parent id, member id) pairs
+    asked from Pendo per parent row and written in the same transaction as the parent's load,
+    replacing every pair of the parents asked."""
+
+    table: str  # pendo.<table>
+    parent_key: str  # output column holding the parent's id
+    member_key: str  # output column holding the member's id
+    description: str
 
 
 @dataclass(frozen=True)
@@ -115,6 +138,13 @@ class Source:
     # Events: columns computed from the enriched row (output column -> DuckDB expression).
     derived: dict[str, str] = field(default_factory=dict)
     derived_types: dict[str, str] = field(default_factory=dict)  # for the UI schema
+    # Entities read from a Pendo REST list (``GET <rest>``) instead of an aggregation source.
+    rest: str | None = None
+    # Entities whose metadata fields Pendo declares (``account`` / ``visitor`` metadata
+    # schema): the declared types type every ``metadata_*`` column of a load.
+    metadata_schema: str | None = None
+    # REST entities: a membership table asked per row (segments -> their visitors).
+    members: Members | None = None
     # Tag entities (pages, features, track types): the event source whose rows Pendo computes
     # from this tag's rules, retroactively over all history (``id_field`` there is the tag id),
     # and the fields whose change makes Pendo reprocess them (besides ``lastUpdatedAt``).
@@ -224,7 +254,27 @@ _TAG_COLUMNS = {
 }
 
 
-def _person(name: str, id_field: str, description: str, metadata: dict[str, str]) -> Source:
+# Who created and last changed an object, and when (tags and segments alike).
+_AUDIT_COLUMNS = {
+    k: _TAG_COLUMNS[k]
+    for k in (
+        "createdByUser.id",
+        "createdByUser.username",
+        "createdAt",
+        "lastUpdatedByUser.id",
+        "lastUpdatedByUser.username",
+        "lastUpdatedAt",
+    )
+}
+
+
+def _person(
+    name: str,
+    id_field: str,
+    description: str,
+    metadata: dict[str, str],
+    nested: tuple[Nested, ...] = (),
+) -> Source:
     """Accounts and visitors: not scoped to an app, and carrying Pendo's auto visit times,
     whose ``lastupdated`` lets a refresh ask only for rows changed since the last load."""
     return Source(
@@ -233,6 +283,7 @@ def _person(name: str, id_field: str, description: str, metadata: dict[str, str]
         kind="entity",
         history=f"{name[:-1]}_history",
         description=description,
+        metadata_schema=name[:-1],
         columns={
             id_field: VARCHAR,
             **metadata,
@@ -244,6 +295,7 @@ def _person(name: str, id_field: str, description: str, metadata: dict[str, str]
         app_scoped=False,
         updated_field="metadata.auto.lastupdated",
         required=(id_field,),
+        nested=nested,
     )
 
 
@@ -305,6 +357,21 @@ SOURCES: tuple[Source, ...] = (
             "metadata.auto.accountid": VARCHAR,
             "metadata.auto.accountids": JSON,
         },
+        nested=(
+            Nested(
+                table="visitor_accounts",
+                field="metadata_auto_accountids",
+                key_column="account_id",
+                parent_key="visitor_id",
+                description="One row per distinct (visitor, account) pair of every visitor's "
+                "`metadata.auto.accountids`: the accounts a visitor belongs to.",
+                columns={"account_id": "j->>'$'"},
+                types={"account_id": VARCHAR},
+                where="coalesce(j->>'$', '') <> ''",
+                distinct=True,
+                history="visitor_account_history",
+            ),
+        ),
     ),
     Source(
         name="pages",
@@ -439,6 +506,38 @@ SOURCES: tuple[Source, ...] = (
         retags="trackEvents",
         rules=("trackTypeRules",),
     ),
+    Source(
+        name="segments",
+        table="segments",
+        kind="entity",
+        history="segment_history",
+        rest="/api/v1/segment",
+        app_scoped=False,
+        description="One row per Pendo segment (a saved visitor filter): name, whether it is "
+        "shared, who created and last changed it and when, and its `definition` and "
+        "`pipeline` (JSON).",
+        columns={
+            "id": VARCHAR,
+            "name": VARCHAR,
+            "kind": VARCHAR,
+            "shared": BOOLEAN,
+            "isFocusGroup": BOOLEAN,
+            **_AUDIT_COLUMNS,
+            "definition": JSON,
+            "pipeline": JSON,
+            "dependentMetadata": JSON,
+        },
+        id_field="id",
+        required=("id",),
+        json_fields=frozenset({"definition"}),
+        members=Members(
+            table="segment_visitors",
+            parent_key="segment_id",
+            member_key="visitor_id",
+            description="One row per visitor of each segment (current membership, asked from "
+            "Pendo on every load; every segment, or those `PENDO_SEGMENTS` lists).",
+        ),
+    ),
     # --- aggregated events -------------------------------------------------------------------
     Source(
         name="events",
@@ -532,8 +631,17 @@ SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
 NESTED_BY_TABLE: dict[str, tuple[Nested, Source]] = {
     n.table: (n, s) for s in SOURCES for n in s.nested
 }
+# Membership table -> (the table, the REST entity whose load writes it).
+MEMBERS_BY_TABLE: dict[str, tuple[Members, Source]] = {
+    s.members.table: (s.members, s) for s in SOURCES if s.members
+}
 SOURCES_BY_TABLE: dict[str, Source] = {s.table: s for s in SOURCES}
 ENTITIES: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "entity")
+# Every SCD type 2 history table (analytics.<name>): of entities and of the pair tables
+# flattened from them.
+HISTORIES: tuple[str, ...] = tuple(s.history for s in ENTITIES if s.history) + tuple(
+    n.history for s in ENTITIES for n in s.nested if n.history
+)
 # Event source name -> the tag entity whose retroactive changes rewrite its history.
 TAG_ENTITY_OF: dict[str, Source] = {s.retags: s for s in SOURCES if s.retags}
 EVENTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "event")

@@ -24,12 +24,17 @@ def sources_table() -> str:
             part = "daily (`day`)"
         elif s.updated_field:
             part = f"no (incremental on `{s.updated_field}`, full weekly)"
+        elif s.rest:
+            part = f"no (REST `GET {s.rest}`, replaced whole)"
         else:
             part = "no (replaced whole)"
         tables = f"`{RAW_SCHEMA}.{s.table}`"
         tables += "".join(f", `{RAW_SCHEMA}.{n.table}`" for n in s.nested)
+        if s.members:
+            tables += f", `{RAW_SCHEMA}.{s.members.table}`"
         if s.history_table:
             tables += f", `{s.history_table}`"
+        tables += "".join(f", `{n.history_table}`" for n in s.nested if n.history_table)
         if s.kind == "event":
             tables += f", `{ANALYTICS_SCHEMA}.{s.table}`"
         joined = ", ".join(f"`{c}`" for c in lookup_columns(s)) or "-"

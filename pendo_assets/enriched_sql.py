@@ -53,10 +53,13 @@ def nested_query(nested: Nested, parent: Source) -> str:
     """SELECT that flattens ``parent``'s JSON array column into ``pendo.<nested.table>``."""
     pid = entity_id_column(parent)
     cols = ",\n       ".join(f"{expr} AS {name}" for name, expr in nested.columns.items())
+    app = " p.app_id," if parent.app_scoped else ""
+    where = f"\nWHERE {nested.where}" if nested.where else ""
     return (
-        f"SELECT p.{pid} AS {nested.parent_key}, p.app_id,\n       {cols}\n"
+        f"SELECT{' DISTINCT' if nested.distinct else ''} p.{pid} AS {nested.parent_key},{app}\n"
+        f"       {cols}\n"
         f"FROM (SELECT *, unnest(CAST({nested.field} AS JSON[])) AS j "
-        f"FROM {RAW_SCHEMA}.{parent.table} WHERE {nested.field} IS NOT NULL) p"
+        f"FROM {RAW_SCHEMA}.{parent.table} WHERE {nested.field} IS NOT NULL) p{where}"
     )
 
 

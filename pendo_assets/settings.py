@@ -84,6 +84,8 @@ class Settings:
     duckdb_read_path: str | None = None
     # Seconds a run waits while another process holds the warehouse file (PENDO_DUCKDB_LOCK_WAIT_S).
     duckdb_lock_wait_s: float = DEFAULT_DUCKDB_LOCK_WAIT_S
+    # Segments whose visitors are loaded (PENDO_SEGMENTS); None: every segment.
+    segments: tuple[str, ...] | None = None
     # Day of the week (0 = Monday) of the deep reconciliation of the whole history with Pendo
     # per day and tag (the sweep); None: never.
     sweep_weekday: int | None = 6
@@ -366,7 +368,24 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
         duckdb_lock_wait_s=_number(
             env, "PENDO_DUCKDB_LOCK_WAIT_S", DEFAULT_DUCKDB_LOCK_WAIT_S, 0.0, 24 * 3600.0
         ),
+        segments=parse_segments(env.get("PENDO_SEGMENTS")),
     )
+
+
+def parse_segments(raw: str | None) -> tuple[str, ...] | None:
+    """``PENDO_SEGMENTS``: segment ids, comma-separated; unset, empty or ``*``: every segment."""
+    if raw is None or raw.strip() in ("", ALL_APPS):
+        return None
+    ids = tuple(dict.fromkeys(p.strip() for p in raw.split(",") if p.strip()))
+    for sid in ids:
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", sid):
+            raise _bad(
+                "PENDO_SEGMENTS",
+                raw,
+                f"{sid!r} is not a Pendo segment id (letters, digits, - and _)",
+                "aJ0KOADQZVL5h9zQhiQ0q26PNTM,Xb3kP0mZ7dQe2LrYw9sT1uVnH4c",
+            )
+    return ids
 
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")

@@ -89,6 +89,11 @@ def post(srv: EmulatorServer, payload, key: str | None = KEY, **kw) -> requests.
     return requests.post(f"{srv.url}/api/v1/aggregation", data=data, headers=headers, **kw)
 
 
+def get(srv: EmulatorServer, path: str, key: str | None = KEY) -> requests.Response:
+    headers = {"X-Pendo-Integration-Key": key} if key is not None else {}
+    return requests.get(f"{srv.url}{path}", headers=headers, timeout=10)
+
+
 def results(srv: EmulatorServer, payload) -> list[dict]:
     r = post(srv, payload)
     assert r.status_code == 200, r.text
@@ -153,7 +158,10 @@ def test_a_day_far_in_the_past_is_cheap():
 def test_every_catalog_source_answers_with_its_declared_fields(server, sub, source):
     params = {"appId": 'expandAppIds("*")'} if source.app_scoped else None
     ts = days(ms(datetime(2026, 7, 13, 12, tzinfo=UTC)), 3) if source.kind == "event" else None
-    rows = results(server, body(source.name, params, ts))
+    if source.rest:  # a REST list, not an aggregation source
+        rows = get(server, source.rest).json()
+    else:
+        rows = results(server, body(source.name, params, ts))
     assert rows, source.name
     optional = {"metadata.agent.email"}  # missing on some visitors, as in real data
     # The loader derives `day` of per-event rows from browserTime: Pendo sends no `day` there.
@@ -713,3 +721,47 @@ def test_server_stop_is_idempotent_and_faults_default(sub):
     srv.stop()
     srv.stop()
     assert Faults().auth_status == 401 and Faults().fail_status == 429
+
+
+# --- REST endpoints: metadata schemas and segments -----------------------------------------
+def test_rest_endpoints_need_the_key_and_can_be_refused(sub):
+    with EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp) as srv:
+        schema = get(srv, "/api/v1/metadata/schema/account").json()
+        assert schema["custom"]["renewaldate"]["Type"] == "time"
+        assert get(srv, "/api/v1/metadata/schema/visitor").json()["custom"]["beta_opt_in"][
+            "Type"
+        ] == ("boolean")
+        assert get(srv, "/api/v1/metadata/schema/guide").status_code == 404
+        segments = get(srv, "/api/v1/segment").json()
+        assert isinstance(segments, list) and segments
+        one = get(srv, f"/api/v1/segment/{segments[0]['id']}").json()
+        assert one == segments[0]
+        assert get(srv, "/api/v1/segment", key="wrong").status_code == 401
+        srv.faults.update(forbidden_paths=["/api/v1/metadata/schema"])
+        assert get(srv, "/api/v1/metadata/schema/account").status_code == 403
+        assert get(srv, "/api/v1/segment").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("shapes", "param_status", "step_status"),
+    [(("parameter", "pipeline"), 200, 200), (("parameter",), 200, 400), (("pipeline",), 400, 200)],
+)
+def test_segment_membership_answers_only_the_shapes_this_pendo_knows(
+    sub, shapes, param_status, step_status
+):
+    from pendo_assets.emulator.segments import segment_visitors, segments
+
+    sub = sub.replace(segment_shapes=shapes)
+    seg = segments(sub)[0]["id"]
+    select = {"select": {"visitorId": "visitorId"}}
+    with EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp) as srv:
+        by_param = post(srv, body("visitors", {"segmentId": seg}, None, select))
+        by_step = post(srv, body("visitors", None, None, {"segment": {"id": seg}}, select))
+        unknown = post(srv, body("visitors", None, None, {"segment": {"id": "nope"}}))
+    assert (by_param.status_code, by_step.status_code) == (param_status, step_status)
+    for r in (by_param, by_step):
+        if r.status_code == 200:
+            rows = r.json()["results"]
+            assert all(list(row) == ["visitorId"] for row in rows)
+            assert {row["visitorId"] for row in rows} == segment_visitors(sub, seg)
+    assert unknown.status_code == 400

@@ -8,7 +8,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pendo_assets.catalog import ENTITIES, EVENTS
+from pendo_assets.catalog import ENTITIES, EVENTS, HISTORIES
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import EmulatorServer, EntityEdit, TagChange
 from pendo_assets.marts.models import DAILY_MARTS, ROLLUPS
@@ -50,7 +50,7 @@ def warehouse(tmp_path_factory):
         )
         start, end = first.isoformat(), (today - timedelta(days=1)).isoformat()
         project.materialize([f"pendo/{s.table}" for s in ENTITIES])
-        histories = [f"analytics/{s.history}" for s in ENTITIES if s.history]
+        histories = [f"analytics/{h}" for h in HISTORIES]
         project.materialize(histories)
         # Some accounts change plan before the morning refresh: history gets a second version;
         # a page is tagged, which Pendo applies retroactively (_state.tag_changes).

@@ -22,6 +22,7 @@ from pendo_assets.catalog import (
     ENTITIES,
     HISTORY_UNTRACKED_PATTERN,
     RAW_SCHEMA,
+    Nested,
     Source,
 )
 from pendo_assets.pendo.tables import column_name
@@ -46,8 +47,15 @@ class HistoryConfig(dg.Config):
     as_of: str | None = None  # ISO timestamp for valid_from; default: the entity load's time
 
 
-def history_schema(source: Source, drop: frozenset[str]) -> dg.TableSchema:
-    cols = list(raw_schema(source, drop).columns)
+def history_schema(
+    source: Source, drop: frozenset[str], nested: Nested | None = None
+) -> dg.TableSchema:
+    if nested is None:
+        cols = list(raw_schema(source, drop).columns)
+    else:
+        cols = [
+            dg.TableColumn(c, t) for c, t in {nested.parent_key: "VARCHAR", **nested.types}.items()
+        ]
     cols += [
         dg.TableColumn(c, t, description=_VALIDITY_DOCS[c]) for c, t in VALIDITY_COLUMNS.items()
     ]
@@ -64,46 +72,58 @@ def _load_of(context: dg.AssetExecutionContext, source: Source) -> tuple[datetim
     return datetime.fromtimestamp(event.timestamp, UTC), True if full is None else bool(full.value)
 
 
-def build_history_asset(source: Source, settings: Settings) -> dg.AssetsDefinition:
-    assert source.history is not None
-    key = column_name(source.id_field)
+def build_history_asset(
+    source: Source, settings: Settings, nested: Nested | None = None
+) -> dg.AssetsDefinition:
+    """The history of an entity table, or (``nested``) of a pair table flattened from it,
+    keyed by both of its ids. A pair table is rebuilt whole from its parent on every load, so
+    each of its loads is complete: a pair that left it is closed as deleted."""
+    table = nested.table if nested else source.table
+    history_table = nested.history_table if nested else source.history_table
+    assert history_table is not None
+    key: str | tuple[str, ...] = (
+        (nested.parent_key, nested.key_column) if nested else column_name(source.id_field)
+    )
     track = settings.history_track_columns
 
     @dg.asset(
-        key=table_key(source.history_table),
+        key=table_key(history_table),
         deps=[asset_key(source)],
         group_name=HISTORY_GROUP,
         kinds={"duckdb"},
         io_manager_key=IO_MANAGER_KEY,
         pool=settings.warehouse_pool,
         automation_condition=dg.AutomationCondition.eager(),
-        description=f"Every version of each row of `{RAW_SCHEMA}.{source.table}` (SCD type 2): "
+        description=f"Every version of each row of `{RAW_SCHEMA}.{table}` (SCD type 2): "
         f"its attributes plus `valid_from`, `valid_to` (NULL = current), `is_current` and "
         f"`is_deleted`. A new version opens only when an attribute changed (columns matching "
         f"`{HISTORY_UNTRACKED_PATTERN}` are kept but not compared, unless listed in "
         "`PENDO_HISTORY_TRACK_COLUMNS`); entities missing from a full load are closed with an "
-        f"`is_deleted` version.\n\nDuckDB table `{source.history_table}`.{demo_note(settings)}",
+        f"`is_deleted` version.\n\nDuckDB table `{history_table}`.{demo_note(settings)}",
         metadata={
-            "dagster/column_schema": history_schema(source, settings.drop_columns),
-            "dagster/table_name": source.history_table,
-            "grain": f"{key}, valid_from",
+            "dagster/column_schema": history_schema(source, settings.drop_columns, nested),
+            "dagster/table_name": history_table,
+            "grain": f"{key if isinstance(key, str) else ', '.join(key)}, valid_from",
         },
     )
     def _history(
         context: dg.AssetExecutionContext, config: HistoryConfig, warehouse: WarehouseResource
     ) -> HistoryUpdate:
-        require_tables(warehouse.warehouse, source.history_table, [f"{RAW_SCHEMA}.{source.table}"])
+        require_tables(warehouse.warehouse, history_table, [f"{RAW_SCHEMA}.{table}"])
         loaded_at, full = _load_of(context, source)
+        full = full or nested is not None
         if config.as_of:
             loaded_at = datetime.fromisoformat(config.as_of)
             if loaded_at.tzinfo is None:
                 loaded_at = loaded_at.replace(tzinfo=UTC)
         return HistoryUpdate(
-            (RAW_SCHEMA, source.table), key, loaded_at, full, HISTORY_UNTRACKED_PATTERN, track
+            (RAW_SCHEMA, table), key, loaded_at, full, HISTORY_UNTRACKED_PATTERN, track
         )
 
     return _history
 
 
 def history_assets(settings: Settings) -> list[dg.AssetsDefinition]:
-    return [build_history_asset(s, settings) for s in ENTITIES if s.history]
+    return [build_history_asset(s, settings) for s in ENTITIES if s.history] + [
+        build_history_asset(s, settings, n) for s in ENTITIES for n in s.nested if n.history
+    ]

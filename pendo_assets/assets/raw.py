@@ -6,10 +6,12 @@ source as before.
 """
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import dagster as dg
 import pyarrow.compute as pc
@@ -18,10 +20,12 @@ from pendo_assets import clock
 from pendo_assets.assets.repair import EventConfig, repair_tags, sweep
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.assets.shared import IO_MANAGER_KEY, KINDS, asset_key, demo_note, partition_dates
-from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, SOURCES_BY_NAME, Source
+from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, SOURCES_BY_NAME, Members, Source
 from pendo_assets.enriched_sql import nested_query
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
+from pendo_assets.pendo.metadata_schema import DeclaredTyping
+from pendo_assets.pendo.segments import fetch_segment_visitors
 from pendo_assets.pendo.tables import column_name, declared_types
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import WEEKDAYS, Settings
@@ -32,6 +36,9 @@ from pendo_assets.warehouse.store import stage
 from pendo_assets.warehouse.tag_changes import TagWatch
 
 ENTITY_GROUP = "pendo_entities"
+# Materialization metadata of a REST entity with members: parent id -> why its members could
+# not be asked (read by the members check).
+MEMBERS_FAILED = "segments_failed"
 RAW_EVENT_GROUP = "pendo_raw_events"
 EVENTS_OP = "load_pendo_events"
 
@@ -57,11 +64,41 @@ def nested_statements(source: Source, drop: frozenset[str]) -> list[str]:
     ]
 
 
+def members_statements(members: Members, files: list[Path], kept: list[str]) -> list[str]:
+    """Replace ``pendo.<members.table>`` with the staged pairs, keeping the pairs of the
+    parents in ``kept`` (those whose membership could not be asked this time)."""
+    fq = f"{RAW_SCHEMA}.{members.table}"
+    out = [
+        f"CREATE TABLE IF NOT EXISTS {fq} "
+        f"({members.parent_key} VARCHAR, {members.member_key} VARCHAR)",
+        f"DELETE FROM {fq}"
+        + (
+            f" WHERE {members.parent_key} NOT IN ({', '.join(map(_sql_text, kept))})"
+            if kept
+            else ""
+        ),
+    ]
+    if files:
+        paths = ", ".join(_sql_text(str(f)) for f in files)
+        out.append(
+            f"INSERT INTO {fq} SELECT {members.parent_key}, {members.member_key} "
+            f"FROM read_parquet([{paths}])"
+        )
+    return out
+
+
+def _sql_text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _nested_note(source: Source) -> str:
-    if not source.nested:
+    tables = [(n.table, n.description) for n in source.nested]
+    if source.members:
+        tables.append((source.members.table, source.members.description))
+    if not tables:
         return ""
-    return " Flattened from it in the same transaction: " + " ".join(
-        f"`{RAW_SCHEMA}.{n.table}`: {n.description}" for n in source.nested
+    return " Written from it in the same transaction: " + " ".join(
+        f"`{RAW_SCHEMA}.{t}`: {d}" for t, d in tables
     )
 
 
@@ -164,11 +201,27 @@ def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOu
                 f"{n.table}_column_schema": dg.TableSchema(
                     columns=[
                         dg.TableColumn(c, t)
-                        for c, t in {n.parent_key: "VARCHAR", "app_id": "BIGINT", **n.types}.items()
+                        for c, t in {
+                            n.parent_key: "VARCHAR",
+                            **({"app_id": "BIGINT"} if source.app_scoped else {}),
+                            **n.types,
+                        }.items()
                     ]
                 )
                 for n in source.nested
             },
+            **(
+                {
+                    f"{source.members.table}_column_schema": dg.TableSchema(
+                        columns=[
+                            dg.TableColumn(source.members.parent_key, "VARCHAR"),
+                            dg.TableColumn(source.members.member_key, "VARCHAR"),
+                        ]
+                    )
+                }
+                if source.members
+                else {}
+            ),
         },
     )
 
@@ -263,16 +316,40 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 + (f", rows updated since epoch ms {plan.since_ms}" if plan.since_ms else "")
             )
             files = []
+            metadata: dict = {}
+            typing = DeclaredTyping(pendo.client, source, drop)
+            after = nested_statements(source, drop)
             with staging_dir(source.table) as staging:
                 batches = fetch_entity(pendo.client, source, opts, since_ms=plan.since_ms)
+                ids: list[str] = []
                 for i, batch in enumerate(batches):
+                    batch = typing(batch)
+                    if source.members:
+                        ids += [
+                            str(v)
+                            for v in batch.table.column(column_name(source.id_field)).to_pylist()
+                            if v is not None
+                        ]
                     files.append(stage(batch.table, batch.types, staging / f"{i:05d}.parquet"))
                     context.log.info(f"fetched {sum(f.rows for f in files)} rows of {source.name}")
+                if source.members:
+                    m_after, m_meta = _load_members(context, pendo, source, ids, staging)
+                    after += m_after
+                    metadata.update(m_meta)
+            if typing.declared is not None:
+                if typing.declared.fallback:
+                    context.log.warning(f"{source.name}: types {typing.declared.fallback}")
+                metadata["metadata_types"] = dg.MetadataValue.text(
+                    typing.declared.describe(source.metadata_schema or "")
+                )
+                metadata["values_not_fitting_declared_type"] = dg.MetadataValue.json(
+                    dict(sorted(typing.misfits.items()))
+                )
             staged = StagedTable(
                 files,
-                declared_types(source, drop),
+                {**declared_types(source, drop), **typing.types},
                 staging,
-                after=nested_statements(source, drop),
+                after=after,
                 merge_key=None if plan.full else column_name(source.id_field),
                 watch=tag_watch(source),
             )
@@ -280,8 +357,48 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 **_client_metadata(pendo, source, before, started),
                 "full_refresh": dg.MetadataValue.bool(plan.full),
                 "refresh_reason": dg.MetadataValue.text(plan.reason),
+                **metadata,
             }
             return staged, metadata
+
+        def _load_members(context, pendo, source: Source, ids: list[str], staging: Path):
+            """Each asked parent's members staged beside it; the statements that write them and
+            what to report."""
+            members = source.members
+            assert members is not None
+            wanted = list(settings.segments) if settings.segments is not None else ids
+            known = set(ids)
+            failed = {
+                sid: f"{sid} (PENDO_SEGMENTS) is not among Pendo's {len(known)} segments"
+                for sid in wanted
+                if sid not in known
+            }
+            asked = [sid for sid in wanted if sid in known]
+            files: list[Path] = []
+            shapes: Counter[str] = Counter()
+            pairs = 0
+            visitors = SOURCES_BY_NAME["visitors"]
+            for n, res in enumerate(
+                fetch_segment_visitors(pendo.client, asked, members, visitors, pendo.options)
+            ):
+                if res.table is None:
+                    failed[res.segment_id] = res.error or "failed"
+                    context.log.error(f"segment {res.segment_id}: {res.error}")
+                    continue
+                shapes[res.shape or ""] += 1
+                pairs += res.table.num_rows
+                staged = stage(
+                    res.table.table, res.table.types, staging / f"members_{n:05d}.parquet"
+                )
+                files.append(staged.path)
+            after = members_statements(members, files, sorted(set(failed) & known))
+            metadata = {
+                "segments_asked": dg.MetadataValue.int(len(asked)),
+                f"{members.table}_rows": dg.MetadataValue.int(pairs),
+                "segment_membership_shapes": dg.MetadataValue.json(dict(shapes)),
+                MEMBERS_FAILED: dg.MetadataValue.json(dict(sorted(failed.items()))),
+            }
+            return after, metadata
 
         yield from _load_concurrently(context, ENTITIES, load, pendo.client)
 
@@ -354,7 +471,8 @@ def build_event_assets(
                 for day, table in fetch_days(pendo.client, source, days, opts, progress):
                     files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
                     fetched[day] = day_totals(source, table.table)
-            # The load's own requests: taken before the totals below start counting too.
+            # The load's own requests, counted before the totals below start sharing the
+            # source's counters in the background (a totals answer could land in them).
             metadata = _client_metadata(pendo, source, before, started)
             # Reconciliation's question to Pendo, asked now while the other sources still load;
             # final days that agreed before with these very totals need no question.

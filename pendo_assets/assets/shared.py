@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from pendo_assets.automation import daily_automation
-from pendo_assets.catalog import NESTED_BY_TABLE, RAW_SCHEMA, Source
+from pendo_assets.catalog import MEMBERS_BY_TABLE, NESTED_BY_TABLE, RAW_SCHEMA, Source
 from pendo_assets.pendo.days import partition_dates
 from pendo_assets.settings import Settings
 from pendo_assets.warehouse.store import Warehouse
@@ -39,6 +39,8 @@ def table_key(fq: str) -> dg.AssetKey:
     schema, table = fq.split(".")
     if schema == RAW_SCHEMA and table in NESTED_BY_TABLE:
         table = NESTED_BY_TABLE[table][1].table
+    elif schema == RAW_SCHEMA and table in MEMBERS_BY_TABLE:
+        table = MEMBERS_BY_TABLE[table][1].table
     return dg.AssetKey([schema, table])
 
 

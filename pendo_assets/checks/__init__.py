@@ -12,7 +12,8 @@ Blocking (ERROR), only on data that is certainly wrong: grain uniqueness, ids Pe
 sends, reconciliation with Pendo on *final* days, entity id uniqueness and mart tie-outs;
 downstream steps in the same run do not start after one fails, and automation waits for them
 (``all_deps_blocking_checks_passed``). Warnings, never ERROR: unknown ids, partition gaps,
-freshness, young days that still differ from Pendo, and totals Pendo could not answer.
+freshness, young days that still differ from Pendo, totals Pendo could not answer, and
+segments whose members Pendo would not answer (``members``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import dagster as dg
 from pendo_assets.catalog import EVENTS
 from pendo_assets.checks.entities import build_entity_checks
 from pendo_assets.checks.marts import all_mart_checks, build_mart_checks, mart_key
+from pendo_assets.checks.members import build_members_checks
 from pendo_assets.checks.nps import nps_checks
 from pendo_assets.checks.raw_events import build_raw_event_checks
 from pendo_assets.clock import Clock, system_clock
@@ -40,6 +42,7 @@ def all_checks(settings: Settings, clock: Clock = system_clock) -> list[dg.Asset
     """Every check of the project; ``clock`` decides which days are final (tests pin it)."""
     return [
         build_entity_checks(),
+        *build_members_checks(),
         *(build_raw_event_checks(s, settings, clock) for s in EVENTS),
         *all_mart_checks(),
         *nps_checks(),

@@ -8,9 +8,12 @@ The emulator speaks the part of Pendo's grammar the client sends (``pendo_assets
 queries``): a source with ``appId``, ``blacklist: "apply"``, visitors' ``identified`` and the
 catalog's null id parameters; ``timeSeries`` as ``dayRange``/``hourRange`` from an epoch-ms
 ``first`` over a positive ``count``; and the operators ``identified``, ``filter``
-(``<field> <op> <literal>``), ``sort`` (ascending), ``limit``, ``count`` and ``group`` (with
-``count``/``sum`` fields). Anything else answers 400, as Pendo does for what it cannot run,
-rather than being ignored. Emulator choices where Pendo is unclear:
+(``<field> <op> <literal>``), ``select`` (``{out: field}``), ``sort`` (ascending), ``limit``,
+``count`` and ``group`` (with ``count``/``sum`` fields). A segment's visitors are asked with a
+``segmentId`` parameter on ``visitors`` or a ``segment`` step, whichever of the two
+``Subscription.segment_shapes`` lets this Pendo answer. Anything else answers 400, as Pendo
+does for what it cannot run, rather than being ignored. Emulator choices where Pendo is
+unclear:
 - The pipeline runs once over the rows of all periods (days in order, apps in request order
   within a day), not once per period; ``count``/``group`` see the whole range.
 - ``blacklist: "apply"`` drops events of the few visitors on the Exclude List (visitors with
@@ -37,14 +40,15 @@ from pendo_assets.emulator.expressions import (
     is_field,
     set_path,
 )
+from pendo_assets.emulator.segments import PARAMETER, PIPELINE, segment_filter
 from pendo_assets.emulator.subscription import DEFAULT_APP_ID, HOUR_MS, Subscription
 
 Step = Callable[[Iterator[dict]], Iterator[dict]]
 
 _EXPAND_ALL = re.compile(r'\s*expandAppIds\(\s*"\*"\s*\)\s*')
 # Real Pendo operators the client never sends (a clearer 400 than "unknown operator").
-_UNSUPPORTED = {"select", "eval", "reduce", "unwind", "merge", "spawn", "join", "bulkExpand"}
-_UNSUPPORTED |= {"cat", "fork", "switch", "segment"}
+_UNSUPPORTED = {"eval", "reduce", "unwind", "merge", "spawn", "join", "bulkExpand"}
+_UNSUPPORTED |= {"cat", "fork", "switch"}
 _MAX_PERIODS = 24 * 366 * 3
 
 
@@ -66,6 +70,7 @@ class Query:
     period: str | None  # "dayRange", "hourRange" or None (entities)
     periods: list[int] = field(default_factory=list)  # start ms of each period, in order
     steps: list[Step] = field(default_factory=list)
+    segment_id: str | None = None  # the segment whose visitors are asked, either shape
 
     @property
     def is_event(self) -> bool:
@@ -139,7 +144,7 @@ def _periods(ts: Any, sub: Subscription) -> tuple[str, list[int]]:
     return period, [sub.local_midnight_ms(day0 + timedelta(days=k)) for k in range(count)]
 
 
-def _check_params(name: str, params: dict) -> None:
+def _check_params(name: str, params: dict, sub: Subscription) -> None:
     tag_params = SOURCES_BY_NAME[name].params
     for key, value in params.items():
         if key == "appId" or (key == "blacklist" and value == "apply") or value is None:
@@ -147,6 +152,9 @@ def _check_params(name: str, params: dict) -> None:
         if key in tag_params and isinstance(value, str):
             continue  # one tag's rows (pageId: "..."): how a changed tag's history is asked
         if key == "identified" and name == "visitors":
+            continue
+        if key == "segmentId" and name == "visitors" and PARAMETER in sub.segment_shapes:
+            _segment(sub, value)  # an unknown segment is a 400 here, before any row
             continue
         raise AggregationError(f"source parameter {key}={value!r} unsupported in emulator")
 
@@ -173,8 +181,10 @@ def parse_request(body: bytes | str | dict, sub: Subscription) -> Query:
         raise AggregationError(f"unknown source: {name}")
     if params is not None and not isinstance(params, dict):
         raise AggregationError(f"parameters of source {name} must be an object or null")
+    if source.rest is not None:
+        raise AggregationError(f"unknown source: {name}")  # a REST list, not an aggregation
     params = params or {}
-    _check_params(name, params)
+    _check_params(name, params, sub)
     query = Query(
         source=name,
         params=params,
@@ -185,8 +195,13 @@ def parse_request(body: bytes | str | dict, sub: Subscription) -> Query:
         if ts is None:
             raise AggregationError("no period specified for time series source")
         query.period, query.periods = _periods(ts, sub)
+    if "segmentId" in params:
+        query.steps.append(_segment_step(sub, params["segmentId"]))
+        query.segment_id = params["segmentId"]
     for step in pipeline[1:]:
-        query.steps.append(_compile_step(step))
+        query.steps.append(_compile_step(step, sub))
+        if isinstance(step, dict) and isinstance(step.get("segment"), dict):
+            query.segment_id = step["segment"].get("id")
     return query
 
 
@@ -201,11 +216,14 @@ def _sort_key(value: Any) -> tuple:
     return (3, json.dumps(value, sort_keys=True))
 
 
-def _compile_step(step: Any) -> Step:
+def _compile_step(step: Any, sub: Subscription) -> Step:
     if not isinstance(step, dict) or len(step) != 1:
         raise AggregationError(f"each pipeline step must be an object with one operator: {step!r}")
     ((op, arg),) = step.items()
-    if op in _UNSUPPORTED:
+    if op == "segment" and PIPELINE in sub.segment_shapes:
+        segment_id = arg.get("id") if isinstance(arg, dict) else None
+        return _segment_step(sub, segment_id)
+    if op in _UNSUPPORTED or op == "segment":
         raise AggregationError(f"pipeline operator {op} is unsupported in emulator")
     builder = _OPERATORS.get(op)
     if builder is None:
@@ -244,6 +262,32 @@ def _op_sort(arg: Any) -> Step:
         return iter(sorted(rows, key=lambda r: [_sort_key(get_path(r, k)) for k in arg]))
 
     return run
+
+
+def _segment(sub: Subscription, segment_id: Any) -> Callable[[dict], bool]:
+    member = segment_filter(sub, segment_id) if isinstance(segment_id, str) else None
+    if member is None:
+        raise AggregationError(f"segment {segment_id!r} not found")
+    return member
+
+
+def _segment_step(sub: Subscription, segment_id: Any) -> Step:
+    """The visitors of a segment (a ``segmentId`` parameter or a ``segment`` step)."""
+    member = _segment(sub, segment_id)
+    return lambda rows: (r for r in rows if member(r))
+
+
+def _op_select(arg: Any) -> Step:
+    if not isinstance(arg, dict) or not arg or not _field_names(list(arg.values())):
+        raise AggregationError(f"select takes {{out: field}} (emulator), got {arg!r}")
+
+    def pick(row: dict) -> dict:
+        out: dict = {}
+        for name, path in arg.items():
+            out = set_path(out, name, get_path(row, path))
+        return out
+
+    return lambda rows: (pick(r) for r in rows)
 
 
 def _op_limit(arg: Any) -> Step:
@@ -308,6 +352,7 @@ _OPERATORS: dict[str, Callable[[Any], Step]] = {
     "filter": _op_filter,
     "sort": _op_sort,
     "limit": _op_limit,
+    "select": _op_select,
     "count": _op_count,
     "group": _op_group,
 }
@@ -403,5 +448,5 @@ def run_encoded(query: Query, sub: Subscription) -> Iterator[str] | None:
     """
     changed = (*sub.drift, *sub.edits)
     if query.source != "visitors" or query.steps or any(d.source == "visitors" for d in changed):
-        return None
+        return None  # (a segmentId parameter is a step too)
     return iter_visitors_json(sub, identified_only=query.identified_only)

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, NamedTuple
 
+from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.emulator import vocabulary as V
 from pendo_assets.emulator.expressions import set_path
 from pendo_assets.emulator.ids import digest, mix64, pendo_id, rng_for, seed_of, short_token
@@ -278,6 +279,10 @@ def accounts(sub: Subscription) -> list[dict]:
         }
         if rng.random() < 0.25:
             metadata["salesforce"] = {"accountid": "001" + pendo_id(sub.seed, "sf", j)[:15]}
+        if rng.random() < 0.7:
+            # A custom date field: Pendo declares it `time` and sends epoch ms (drawn last, so
+            # every other field keeps the value it had before this field existed).
+            custom["renewaldate"] = end + rng.randrange(DAY_MS, 400 * DAY_MS)
         rows.append({"accountId": account_id, "metadata": metadata})
     return rows
 
@@ -458,7 +463,14 @@ ENTITY_GENERATORS: dict[str, Callable[..., Iterable[dict]]] = {
     "features": _per_app(features),
     "guides": _per_app(guides),
     "trackTypes": _per_app(track_types),
+    "segments": lambda sub, app_ids=None: _segments(sub),
 }
+
+
+def _segments(sub: Subscription) -> tuple[dict, ...]:
+    from pendo_assets.emulator.segments import segments  # it builds on the visitors above
+
+    return segments(sub)
 
 
 def entity_rows(
@@ -485,7 +497,9 @@ def _with_edits(sub: Subscription, rows: Iterable[dict], edits: list) -> Iterato
                 row = None
                 break
             row = set_path(row, e.field, e.value)
-            row = set_path(row, "metadata.auto.lastupdated", e.at_ms)
+            stamp = SOURCES_BY_NAME[e.source].updated_field  # segments have none
+            if stamp is not None:
+                row = set_path(row, stamp, e.at_ms)
         if row is not None:
             yield row
 

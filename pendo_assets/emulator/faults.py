@@ -37,6 +37,10 @@ class Faults:
     # Fields left out of every answered row, as real answers may lack fields the request did
     # not ask about (a real pageEvents sample has no appId).
     omit_fields: list[str] = dataclasses.field(default_factory=list)
+    # REST paths (prefixes, e.g. "/api/v1/metadata/schema") this key may not read: 403.
+    forbidden_paths: list[str] = dataclasses.field(default_factory=list)
+    # Segments whose visitors Pendo cannot evaluate: 400 in either membership shape.
+    refused_segments: list[str] = dataclasses.field(default_factory=list)
     # Requests covering more than this many days (or more than this many entity rows, for
     # entity sources) sleep ``timeout_sleep_s`` first: Pendo's answer time grows with the
     # window. 0 = off.

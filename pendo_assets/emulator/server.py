@@ -6,6 +6,8 @@ million-row answer never exists in memory as a whole. HTTP/1.1 keep-alive lets a
 
 Endpoints:
 - ``POST /api/v1/aggregation`` (header ``X-Pendo-Integration-Key``)
+- ``GET /api/v1/segment[/<id>]`` and ``GET /api/v1/metadata/schema/{account,visitor}`` (same
+  header; ``Faults.forbidden_paths`` refuses them with a 403)
 - ``GET|POST /_emulator/faults`` read / update ``Faults`` fields (JSON), no auth
 - ``GET /_emulator/stats``, ``POST /_emulator/stats/reset`` (also resets fault counters)
 """
@@ -29,7 +31,9 @@ from pendo_assets.emulator.aggregation import (
     run,
     run_encoded,
 )
+from pendo_assets.emulator.entities import entity_rows
 from pendo_assets.emulator.faults import FaultCounters, Faults
+from pendo_assets.emulator.segments import metadata_schema
 from pendo_assets.emulator.stats import Stats
 from pendo_assets.emulator.subscription import Subscription
 from pendo_assets.settings import DEMO_KEY
@@ -212,6 +216,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self.emu.faults.to_dict())
         elif path == "/api/v1/aggregation":
             self._send(405, b"method not allowed\n")
+        elif path.startswith("/api/v1/"):
+            self._rest(path)
         else:
             self._send(404, b"not found\n")
 
@@ -236,6 +242,33 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self.emu.stats.snapshot())
         else:
             self._send(404, b"not found\n")
+
+    def _rest(self, path: str) -> None:
+        """Pendo's REST reads: segments and the metadata schemas."""
+        emu = self.emu
+        if not self._authorized():
+            self._send(emu.faults.auth_status)
+            return
+        if any(path.startswith(p) for p in emu.faults.forbidden_paths):
+            self._send(403)
+            return
+        sub = emu.subscription
+        parts = path.split("/")[3:]  # after /api/v1
+        if parts[:2] == ["metadata", "schema"] and len(parts) == 3:
+            schema = metadata_schema(sub, parts[2])
+            if schema is not None:
+                self._send_json(200, schema)
+                return
+        elif parts == ["segment"]:
+            rows = list(entity_rows(sub, "segments"))
+            self._send_json(200, {"results": rows} if sub.rest_lists_wrapped else rows)
+            return
+        elif parts[:1] == ["segment"] and len(parts) == 2:
+            found = [r for r in entity_rows(sub, "segments") if r["id"] == parts[1]]
+            if found:
+                self._send_json(200, found[0])
+                return
+        self._send(404, b"not found\n")
 
     def _aggregation(self, body: bytes) -> None:
         emu = self.emu
@@ -287,6 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
         emu.stats.source(query.source, query.days_asked, query.tag is not None)
         if query.source in (faults.forbidden_sources or ()):
             self._send(403)  # a valid key without access to this source
+            return
+        if query.segment_id is not None and query.segment_id in faults.refused_segments:
+            self._send(400, b"Unexpected error occurred evaluating segment\n")
             return
         delay_ms = faults.latency_base_ms + faults.latency_per_day_ms * query.days_asked
         if delay_ms > 0:

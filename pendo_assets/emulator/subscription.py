@@ -116,6 +116,12 @@ class Subscription:
     edge_raw_events: int = 0
     midnight_raw_events: int = 0
     edits: tuple[EntityEdit, ...] = ()
+    # How this Pendo answers a segment's visitors: a `segmentId` parameter on the visitors
+    # source ("parameter"), a `{"segment": {"id": ...}}` pipeline step ("pipeline"), or both.
+    # The other shape answers 400, as Pendo does for what it cannot run.
+    segment_shapes: tuple[str, ...] = ("parameter", "pipeline")
+    # REST lists (GET /api/v1/segment) as a bare array, or wrapped in {"results": [...]}.
+    rest_lists_wrapped: bool = False
     tag_changes: tuple[TagChange, ...] = ()
     # Raw guide/poll events sent twice, identical in every field (Pendo counts both): the
     # first ``duplicate_raw_events`` of each app and day.
@@ -131,6 +137,7 @@ class Subscription:
         object.__setattr__(self, "edits", tuple(self.edits))
         object.__setattr__(self, "tag_changes", tuple(self.tag_changes))
         object.__setattr__(self, "app_ids", tuple(self.app_ids))
+        object.__setattr__(self, "segment_shapes", tuple(self.segment_shapes))
         if self.first_day > self.last_day:
             raise ValueError("first_day is after last_day")
         ZoneInfo(self.timezone)  # fail early on a bad zone name

@@ -163,15 +163,35 @@ class PendoClient:
                 return rows
         return self.aggregate(body, what, parse, split_on_timeout=split_on_timeout)
 
+    def get(self, path: str, what: str, source: str, parse: Callable[[bytes], Any]):
+        """GET one of Pendo's REST endpoints (``/api/v1/segment``, the metadata schema), with
+        the same key header, bound, retries and accounting as aggregations (under ``source``).
+
+        A refusal (401/403) after the key has been accepted raises ``PendoAccessError``: REST
+        endpoints may be closed to a key that reads aggregations. Before that it condemns the
+        key, as for aggregations (so ask a REST endpoint after an aggregation when a refusal
+        must not stop the run).
+        """
+        if self._auth_error is not None:
+            raise self._auth_error
+        rows = self._with_retries({}, what, parse, False, rest=(path, source))
+        self._verified.set()
+        return rows
+
     # -- internals ------------------------------------------------------------------------
     def _with_retries(
-        self, body: dict, what: str, parse: Callable[[bytes], Any], split_on_timeout: bool
+        self,
+        body: dict,
+        what: str,
+        parse: Callable[[bytes], Any],
+        split_on_timeout: bool,
+        rest: tuple[str, str] | None = None,
     ):
         last = ""
-        self._current.stats = self._stats_of(_source_name(body))
+        self._current.stats = self._stats_of(rest[1] if rest else _source_name(body))
         for attempt in range(self.max_retries + 1):
             try:
-                return self._once(body, what, parse)
+                return self._once(body, what, parse, rest)
             except _Retryable as exc:
                 last = exc.status
                 if split_on_timeout and exc.timeout:
@@ -195,7 +215,9 @@ class PendoClient:
             "raise PENDO_MAX_RETRIES / PENDO_REQUEST_TIMEOUT_S."
         )
 
-    def _once(self, body: dict, what: str, parse: Callable[[bytes], Any]):
+    def _once(
+        self, body: dict, what: str, parse: Callable[[bytes], Any], rest: tuple | None = None
+    ):
         headers = {
             "X-Pendo-Integration-Key": self._key,
             "Content-Type": "application/json",
@@ -208,7 +230,7 @@ class PendoClient:
                     st.requests += 1
                     st.max_in_flight = max(st.max_in_flight, self._in_flight)
             try:
-                status, data = self._send(headers, body, what)
+                status, data = self._send(headers, body, what, rest)
             finally:
                 with self._lock:
                     self._in_flight -= 1
@@ -227,19 +249,39 @@ class PendoClient:
                 st.rows += len(rows)
         return rows
 
-    def _send(self, headers: dict, body: dict, what: str) -> tuple[int, bytes]:
-        """One request: its status and whole body, or the error it is."""
-        url = self.base_url + AGGREGATION_PATH
+    def _send(
+        self, headers: dict, body: dict, what: str, rest: tuple[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """One request (a POST aggregation, or a GET of ``rest`` = (path, source)): its status
+        and whole body, or the error it is."""
+        timeout = (30, self.timeout_s)
         try:
-            resp = self._session.post(
-                url, json=body, headers=headers, timeout=(30, self.timeout_s), stream=True
-            )
+            if rest is None:
+                resp = self._session.post(
+                    self.base_url + AGGREGATION_PATH,
+                    json=body,
+                    headers=headers,
+                    timeout=timeout,
+                    stream=True,
+                )
+            else:
+                headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+                resp = self._session.get(
+                    self.base_url + rest[0], headers=headers, timeout=timeout, stream=True
+                )
         except requests.Timeout:
             raise _Retryable("timeout", timeout=True) from None
         except requests.ConnectionError as exc:
             raise _Retryable(f"connection error ({type(exc).__name__})") from None
         with resp:
             status = resp.status_code
+            if status in (401, 403) and rest is not None and self._verified.is_set():
+                # The key works for aggregations: this endpoint alone is closed to it.
+                raise PendoAccessError(
+                    f"Pendo refused {what} (HTTP {status}, GET {rest[0]}) at {self.host}: the "
+                    "integration key may not read this endpoint",
+                    rest[1],
+                )
             if status == 403 and self._verified.is_set():
                 # The key has been accepted in this run, so it is valid: it may not read this
                 # source. Only this request fails; other sources go on.

@@ -40,6 +40,8 @@ from pendo_assets.pendo.tables import (
     TypedTable,
     column_names,
     parse_batch,
+    parse_rest_rows,
+    rows_to_table,
 )
 
 ENTITY_PAGE_SIZE = 100_000
@@ -113,6 +115,11 @@ def fetch_entity(
     App tags (pages, features, ...) are at most thousands per app and come in one request;
     should even that exceed Pendo's memory limit or time out, they are paged like visitors.
     """
+    if source.rest is not None:
+        # Every app's objects come in one list (no paging on Pendo's REST lists).
+        rows = client.get(f"{source.rest}?expand=*", source.name, source.name, parse_rest_rows)
+        yield rows_to_table(rows, source, opts.drop_columns)
+        return
     if source.app_scoped:
         try:
             batch = client.aggregate(

@@ -149,3 +149,39 @@ def entity_request(
 def _quote(value: str) -> str:
     # Pendo's expression language takes "..." strings with backslash escapes, like JSON.
     return json.dumps(value)
+
+
+# The two ways Pendo has been seen to answer a segment's visitors: a `segmentId` parameter on
+# the `visitors` source, and a `segment` pipeline step after it. Neither is verified; the
+# client asks one and, on a 400, the other.
+SEGMENT_PARAMETER = "segmentId parameter"
+SEGMENT_STEP = "segment pipeline step"
+SEGMENT_SHAPES = (SEGMENT_PARAMETER, SEGMENT_STEP)
+
+
+def segment_visitors_request(
+    segment_id: str,
+    shape: str,
+    scope: Scope,
+    visitors: Source,
+    after_id: str | None = None,
+    limit: int | None = None,
+) -> dict:
+    """The visitor ids of one segment, one page sorted by id after ``after_id``."""
+    params = source_params(visitors, scope) or {}
+    pipeline: list[dict]
+    if shape == SEGMENT_PARAMETER:
+        pipeline = [{"source": {visitors.name: {**params, "segmentId": segment_id}}}]
+    elif shape == SEGMENT_STEP:
+        pipeline = [{"source": {visitors.name: params or None}}, {"segment": {"id": segment_id}}]
+    else:
+        raise ValueError(f"unknown segment membership shape {shape!r}")
+    id_field = visitors.id_field
+    pipeline.append({"select": {id_field: id_field}})
+    if limit is not None:
+        if after_id is not None:
+            pipeline.append({"filter": f"{id_field} > {_quote(after_id)}"})
+        pipeline.append({"sort": [id_field]})
+        pipeline.append({"limit": limit})
+    suffix = f":{after_id}" if after_id is not None else ""
+    return envelope(pipeline, f"pendo-assets:segment:{segment_id}{suffix}")

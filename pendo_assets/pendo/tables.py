@@ -237,6 +237,16 @@ def parse_body_rows(data: bytes) -> list[dict]:
     return doc.get("results") or []
 
 
+def parse_rest_rows(data: bytes) -> list[dict]:
+    """A REST list (``GET /api/v1/segment``): a bare array, or the array in ``results``."""
+    doc = json.loads(data)
+    if isinstance(doc, dict) and "results" in doc:
+        doc = doc["results"] or []
+    if not isinstance(doc, list) or not all(isinstance(r, dict) for r in doc):
+        raise ValueError(f"expected a JSON array of objects, got {type(doc).__name__}")
+    return doc
+
+
 def _read_items(data: bytes) -> pa.StructArray | None:
     """The ``results`` items as one Arrow struct array, or None when Arrow cannot read them."""
     try:

@@ -141,7 +141,7 @@ class HistoryUpdate:
     ``loaded_at`` (see ``warehouse.history.apply_history``)."""
 
     snapshot: tuple[str, str]
-    key: str
+    key: str | tuple[str, ...]  # several columns for a pair table
     loaded_at: datetime
     full: bool
     untracked_pattern: str
@@ -159,11 +159,12 @@ class HistoryUpdate:
             self.track,
         )
         fq = f"{schema}.{table}"
+        keys = [self.key] if isinstance(self.key, str) else list(self.key)
         with wh.connect() as con:
             result = wh.table_result(con, schema, table)
             current = con.execute(f"SELECT count(*) FILTER (is_current) FROM {fq}").fetchone()[0]
             latest = con.execute(
-                f"SELECT {self.key}, valid_from, valid_to, is_current, is_deleted "
+                f"SELECT {', '.join(keys)}, valid_from, valid_to, is_current, is_deleted "
                 f"FROM {fq} ORDER BY valid_from DESC LIMIT 5"
             ).fetchall()
         result.summary = (
@@ -179,7 +180,7 @@ class HistoryUpdate:
             "untracked_columns": dg.MetadataValue.json(list(applied.untracked_columns)),
             "preview": dg.MetadataValue.md(
                 markdown_table(
-                    [self.key, "valid_from", "valid_to", "is_current", "is_deleted"], latest
+                    [*keys, "valid_from", "valid_to", "is_current", "is_deleted"], latest
                 )
             ),
         }

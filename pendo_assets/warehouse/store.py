@@ -38,16 +38,34 @@ _NUMERIC_RANK = {"BIGINT": 1, "DOUBLE": 2}
 _ALIASES = {"TIMESTAMP WITH TIME ZONE": "TIMESTAMPTZ"}
 
 
+def _is_timestamptz(t: str) -> bool:
+    return _ALIASES.get(t.upper(), t.upper()) == "TIMESTAMPTZ"
+
+
 def widen(a: str, b: str) -> str:
-    """The narrowest DuckDB type that holds values of both types without loss."""
+    """The narrowest DuckDB type that holds values of both types without loss.
+
+    Integers that meet timestamps are epoch milliseconds, the only way times arrive (a field
+    inferred as a number before its declared type was known): they become timestamps.
+    """
     a, b = a.upper(), b.upper()
     if a == b or _ALIASES.get(a, a) == _ALIASES.get(b, b):
         return a
+    if {a, b} & {"BIGINT"} and (_is_timestamptz(a) or _is_timestamptz(b)):
+        return a if _is_timestamptz(a) else b
     if a in _NUMERIC_RANK and b in _NUMERIC_RANK:
         return a if _NUMERIC_RANK[a] > _NUMERIC_RANK[b] else b
     if {a, b} <= {"INTEGER", "BIGINT", "HUGEINT"}:
         return "BIGINT"
     return "VARCHAR"
+
+
+def convert(expr: str, have: str, want: str) -> str:
+    """SQL turning ``expr`` of type ``have`` into ``want`` (epoch ms into timestamps, see
+    ``widen``; everything else a cast)."""
+    if have.upper() == "BIGINT" and _is_timestamptz(want):
+        return f"timezone('UTC', epoch_ms({expr}))"
+    return f"CAST({expr} AS {want})"
 
 
 def quote(name: str) -> str:
@@ -251,7 +269,10 @@ class Warehouse:
             else:
                 want = widen(have, t)
                 if want != have.upper():
-                    con.execute(f"ALTER TABLE {fq} ALTER COLUMN {quote(col)} TYPE {want}")
+                    using = convert(quote(col), have, want)
+                    con.execute(
+                        f"ALTER TABLE {fq} ALTER COLUMN {quote(col)} TYPE {want} USING {using}"
+                    )
         return cls.columns(con, schema, table)
 
     @staticmethod
@@ -262,7 +283,7 @@ class Warehouse:
             if f.rows and f.types:
                 groups.setdefault(tuple(sorted(f.types.items())), []).append(f)
         for sig, group in groups.items():
-            select = ", ".join(f"CAST({quote(c)} AS {target[c]}) AS {quote(c)}" for c, _ in sig)
+            select = ", ".join(f"{convert(quote(c), t, target[c])} AS {quote(c)}" for c, t in sig)
             # A month of days per scan: a year in one scan makes DuckDB buffer far more.
             for i in range(0, len(group), FILES_PER_SCAN):
                 con.execute(
