@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
-from pendo_assets.checks.shared import KNOWN_TYPES, WARNING_ONLY
+from pendo_assets.checks.shared import IDENTICAL, KNOWN_TYPES, WARNING_ONLY
 from pendo_assets.emulator import EmulatorServer, Faults
 from pendo_assets.freshness import FRESH
 from pendo_assets.pendo.client import PendoAccessError, PendoClient
@@ -505,8 +505,9 @@ def test_warning_only_checks_never_return_error_even_before_anything_is_loaded(
         raise_on_error=False,
     )
     checks = evaluations(result, "pendo/page_events")
-    # Freshness lives in its own module; the guide-type warning is on the guide marts only.
-    warning_only = (WARNING_ONLY - {KNOWN_TYPES}) | {FRESH}
+    # Freshness lives in its own module; identical_rows is only on per-event sources and the
+    # guide-type warning only on the guide marts.
+    warning_only = (WARNING_ONLY - {IDENTICAL, KNOWN_TYPES}) | {FRESH}
     assert set(checks) >= warning_only | {"reconciles_with_pendo"}
     for name, e in checks.items():
         assert not e.passed  # the table is missing

@@ -13,7 +13,13 @@ from datetime import date, timedelta
 import pytest
 
 from pendo_assets.assets.report import REPORT_GROUP, REPORT_KEY
-from pendo_assets.automation import AUTOMATION_SENSOR, FAILURE_SENSOR, REFRESH_SCHEDULE
+from pendo_assets.automation import (
+    AUTOMATION_SENSOR,
+    FAILURE_SENSOR,
+    REFRESH_SCHEDULE,
+    SWEEP_SCHEDULE,
+    TAG_REPAIR_SENSOR,
+)
 from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, EVENTS, RAW_SCHEMA
 from pendo_assets.freshness import FRESHNESS_SENSOR
 from pendo_assets.warehouse.store import Warehouse
@@ -222,6 +228,8 @@ def test_automation_schedule_and_sensors_are_running_and_the_start_is_quiet(dags
         FAILURE_SENSOR: "RUNNING",
         FRESHNESS_SENSOR: "RUNNING",
         REFRESH_SCHEDULE: "RUNNING",
+        SWEEP_SCHEDULE: "RUNNING",
+        TAG_REPAIR_SENSOR: "RUNNING",
     }
     # No default (stopped) automation sensor next to ours, and no warning flood in the log.
     log = dagster_dev.log_tail(200_000)
