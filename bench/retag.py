@@ -25,7 +25,7 @@ from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bench.run import KEY, TIMEZONE, Emulator, Result, parse_worker, run_measured
+from bench.run import KEY, TIMEZONE, Emulator, Result, latency_history, parse_worker, run_measured
 
 ENTITY_KEYS = ["pendo/pages", "pendo/features"]
 EVENT_KEYS = ["pendo/page_events", "pendo/feature_events"]
@@ -39,24 +39,10 @@ def _changes(at_ms: int) -> list[dict]:
 
 
 def mode_retag(args) -> tuple[list[Result], list[str]]:
-    from pendo_assets import clock
     from pendo_assets.emulator import Subscription
 
-    days = 14 if args.quick else 365
-    scale = 0.2 if args.quick else 1.0
-    today = clock.today()
-    last = today - timedelta(days=1)
-    first = last - timedelta(days=days - 1)
-    spec = {
-        "first_day": str(first - timedelta(days=1)),
-        "last_day": str(today),
-        "scale": scale,
-        "key": KEY,
-        "timezone": TIMEZONE,
-        "latency_base_ms": 50,
-        "latency_per_day_ms": 50,
-        "warm": True,
-    }
+    days, scale, first, last, spec = latency_history(args)
+    today = last + timedelta(days=1)
     at_ms = Subscription(first_day=first, last_day=today, timezone=TIMEZONE).history_end_ms
     work = Path(tempfile.mkdtemp(prefix="pendo-bench-retag-"))
     try:

@@ -137,7 +137,9 @@ def parse_worker(out: str) -> dict:
 # -- modes ---------------------------------------------------------------------------------
 
 
-def mode_backfill(args) -> tuple[list[Result], list[str]]:
+def latency_history(args) -> tuple[int, float, date, date, dict]:
+    """(days, scale, first, last day loaded, emulator spec) of a year (14 days with --quick)
+    up to yesterday, behind the latency model of 50 ms + 50 ms per day asked, warmed."""
     days = 14 if args.quick else 365
     scale = 0.2 if args.quick else 1.0
     today = clock.today()
@@ -153,6 +155,11 @@ def mode_backfill(args) -> tuple[list[Result], list[str]]:
         "latency_per_day_ms": 50,
         "warm": True,
     }
+    return days, scale, first, last, spec
+
+
+def mode_backfill(args) -> tuple[list[Result], list[str]]:
+    days, scale, first, last, spec = latency_history(args)
     results = []
     work = Path(tempfile.mkdtemp(prefix="pendo-bench-"))
     try:

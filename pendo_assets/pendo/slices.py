@@ -23,10 +23,10 @@ from pendo_assets.pendo.client import (
     PendoMemoryLimitError,
     PendoTimeoutError,
 )
-from pendo_assets.pendo.days import describe_offset, local_midnight_ms, windows
+from pendo_assets.pendo.days import local_midnight_ms, windows
 from pendo_assets.pendo.fetch import FetchOptions, fetch_days
 from pendo_assets.pendo.tables import TypedTable
-from pendo_assets.pendo.totals import DayTotals, Failures, try_day_totals
+from pendo_assets.pendo.totals import DayTotals, Failures, grouped_days, try_day_totals
 
 # (day, tag id); the tag is None for sources that are not tag-scoped (the whole day).
 Slice = tuple[date, str | None]
@@ -63,15 +63,8 @@ def _window_slices(
     what = f"{source.name} totals by day and {source.id_field} for {days[0]}..{days[-1]}"
     body = queries.totals_request(source, opts.scope, first_ms, len(days), by=(source.id_field,))
     rows = client.aggregate(body, what, split_on_timeout=len(days) > 1)
-    by_ms = {local_midnight_ms(d, opts.zone): d for d in days}
     out: dict[Slice, DayTotals] = {}
-    for r in rows:
-        d = by_ms.get(r.get("day"))
-        if d is None:
-            raise PendoError(
-                f"{what}: Pendo grouped rows under day {r.get('day')!r}, not a requested local "
-                f"midnight. {describe_offset(int(r.get('day') or 0), opts.zone_name)}"
-            )
+    for d, r in grouped_days(rows, days, opts, what):
         tag = r.get(source.id_field)
         out[(d, None if tag is None else str(tag))] = DayTotals(
             int(r.get("rows") or 0), int(r.get("numEvents") or 0)

@@ -33,6 +33,22 @@ class DayTotals:
     num_events: int | None  # None for per-event sources (no numEvents)
 
 
+def grouped_days(
+    rows: list[dict], days: list[date], opts: FetchOptions, what: str
+) -> Iterable[tuple[date, dict]]:
+    """(day, row) of an answer grouped by ``day``: each row's day must be a local midnight of
+    ``days`` (else the subscription's time zone is not ``PENDO_TIMEZONE``)."""
+    by_ms = {local_midnight_ms(d, opts.zone): d for d in days}
+    for r in rows:
+        d = by_ms.get(r.get("day"))
+        if d is None:
+            raise PendoError(
+                f"{what}: Pendo grouped rows under day {r.get('day')!r}, not a requested local "
+                f"midnight. {describe_offset(int(r.get('day') or 0), opts.zone_name)}"
+            )
+        yield d, r
+
+
 def _ask(client: PendoClient, source: Source, days: list[date], opts: FetchOptions) -> list:
     first_ms = local_midnight_ms(days[0], opts.zone)
     what = f"{source.name} totals for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
@@ -92,15 +108,8 @@ def _window_totals(
         return _narrow(client, source, days, window_count(client, source, days, opts), ours, opts)
     rows = _ask(client, source, days, opts)
     what = f"{source.name} totals for {days[0]}" + (f"..{days[-1]}" if len(days) > 1 else "")
-    by_ms = {local_midnight_ms(d, opts.zone): d for d in days}
     out = {d: DayTotals(0, 0) for d in days}
-    for r in rows:
-        d = by_ms.get(r.get("day"))
-        if d is None:
-            raise PendoError(
-                f"{what}: Pendo grouped rows under day {r.get('day')!r}, not a requested local "
-                f"midnight. {describe_offset(int(r.get('day') or 0), opts.zone_name)}"
-            )
+    for d, r in grouped_days(rows, days, opts, what):
         out[d] = DayTotals(int(r.get("rows") or 0), int(r.get("numEvents") or 0))
     return out
 
