@@ -172,10 +172,6 @@ def _ours(wh: Warehouse, source: Source, days: list[date]) -> dict[Slice, tuple]
     }
 
 
-def _equal(source: Source, ours: tuple, theirs: DayTotals) -> bool:
-    return ours[0] == theirs.rows and (source.per_event or ours[1] == theirs.num_events)
-
-
 def sweep(
     context: dg.AssetExecutionContext,
     client: PendoClient,
@@ -195,7 +191,7 @@ def sweep(
         (
             k
             for k in {*ours, *theirs}
-            if k[0] in asked and not _equal(source, ours.get(k, empty), theirs.get(k, none))
+            if k[0] in asked and not theirs.get(k, none).agrees(source, ours.get(k, empty))
         ),
         key=lambda k: (k[0], k[1] or ""),
     )

@@ -43,11 +43,6 @@ def final_days(days: list[date], settings: Settings, clock: Clock) -> set[date]:
     return {d for d in days if (today - d).days > settings.final_after_days}
 
 
-def _equal(source: Source, ours: tuple, theirs: DayTotals) -> bool:
-    n, s = ours
-    return n == theirs.rows and (source.per_event or int(s) == theirs.num_events)
-
-
 def reconcile_result(
     wh: Warehouse,
     source: Source,
@@ -78,7 +73,7 @@ def reconcile_result(
     for d in settled:
         theirs[d] = DayTotals(*known[d])
     differing = [
-        d for d in days if d in theirs and not _equal(source, ours.get(d, empty), theirs[d])
+        d for d in days if d in theirs and not theirs[d].agrees(source, ours.get(d, empty))
     ]
     # Young days still move at Pendo: ask once more before calling it a difference.
     young = [d for d in differing if d not in final]
@@ -87,7 +82,7 @@ def reconcile_result(
         again, more_failures = try_day_totals(pendo.client, source, young, pendo.options, rows)
         failures += more_failures
     still_young = [
-        d for d in young if d in again and not _equal(source, ours.get(d, empty), again[d])
+        d for d in young if d in again and not again[d].agrees(source, ours.get(d, empty))
     ]
     bad_final = [d for d in differing if d in final]
     remember(

@@ -32,6 +32,11 @@ class DayTotals:
     rows: int
     num_events: int | None  # None for per-event sources (no numEvents)
 
+    def agrees(self, source: Source, ours: tuple) -> bool:
+        """Do our (rows, sum numEvents) equal these totals? Per-event sources: rows only."""
+        n, s = ours
+        return n == self.rows and (source.per_event or int(s) == self.num_events)
+
 
 def grouped_days(
     rows: list[dict], days: list[date], opts: FetchOptions, what: str
