@@ -6,7 +6,10 @@ inside the run process, so it never appears in run config, the UI or logs.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import heapq
+import itertools
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -44,6 +47,10 @@ class PendoResource(dg.ConfigurableResource):
     # Pendo's totals asked for while the run still loads, for the reconciliation checks.
     _totals: dict = PrivateAttr(default_factory=dict)
     _totals_pool: ThreadPoolExecutor | None = PrivateAttr(default=None)
+    # Windows waiting to be asked: (table, first day, arrival, future, source, window, ours).
+    _totals_queue: list = PrivateAttr(default_factory=list)
+    _totals_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _totals_order: itertools.count = PrivateAttr(default_factory=itertools.count)
 
     @classmethod
     def from_settings(cls, settings: Settings, integration_key) -> PendoResource:
@@ -92,17 +99,39 @@ class PendoResource(dg.ConfigurableResource):
             return
         opts = self.options
         if self._totals_pool is None:
-            # One first-in-first-out queue of windows for every source: a source's totals are
-            # all asked before the next source's, so its check can run while the others' are
-            # still being asked, instead of every check waiting for the end.
+            # One queue of windows for every source (see _ask_next_totals): a source's totals
+            # are all asked before the next source's, so its check can run while the others'
+            # are still being asked, instead of every check waiting for the end.
             self._totals_pool = ThreadPoolExecutor(
                 max_workers=opts.max_concurrency, thread_name_prefix="totals"
             )
-        futures = [
-            self._totals_pool.submit(ask_window, self.client, source, w, opts, ours)
-            for w in totals_windows(days, opts)
-        ]
+        futures = []
+        for w in totals_windows(days, opts):
+            future: Future = Future()
+            with self._totals_lock:
+                heapq.heappush(
+                    self._totals_queue,
+                    (source.table, w[0], next(self._totals_order), future, source, w, ours),
+                )
+            self._totals_pool.submit(self._ask_next_totals)
+            futures.append(future)
         self._totals[source.name] = (frozenset(days), futures)
+
+    def _ask_next_totals(self) -> None:
+        """Ask the first waiting window, in the order the checks will want them: Dagster runs
+        the raw event check steps one after another, sorted by name (``pendo_<table>_checks``),
+        so a source's totals come before those of the sources checked after it, whatever
+        order their loads finished in. Requests go in the client's background: a load still
+        waiting for a slot goes first, since every check waits for the whole load step."""
+        with self._totals_lock:
+            table, *_, future, source, w, ours = heapq.heappop(self._totals_queue)
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            with self.client.ranked(table, background=True):
+                future.set_result(ask_window(self.client, source, w, self.options, ours))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
+            future.set_exception(exc)
 
     def prefetched_totals(self, source: Source, days: list[date]) -> tuple | None:
         """(totals, failures) asked during this run's load for a superset of ``days``, once."""

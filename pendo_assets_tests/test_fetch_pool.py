@@ -1,5 +1,7 @@
 """A run over several raw sources fetches them all at once, through the run's one bound."""
 
+import threading
+import time
 from datetime import date, timedelta
 
 import dagster as dg
@@ -142,9 +144,12 @@ def test_the_load_asks_pendos_totals_so_the_checks_find_them_ready(
     assert all(by_source[s.name] == 3 + 3 for s in AGGREGATED), by_source  # loads + totals
 
 
-def test_totals_asked_during_the_load_are_asked_source_by_source(fresh_emulator, monkeypatch):
-    # The checks run one after another; if every source's totals were asked side by side, all
-    # would finish together at the end and each check would wait for it.
+def test_totals_asked_during_the_load_are_asked_in_the_order_the_checks_run(
+    fresh_emulator, monkeypatch
+):
+    # The checks run one after another, sorted by name (pendo_<table>_checks); if every
+    # source's totals were asked side by side, all would finish together at the end and each
+    # check would wait for it. A window already taken is not given back.
     from pendo_assets import resources
     from pendo_assets.pendo.totals import try_day_totals
 
@@ -154,20 +159,139 @@ def test_totals_asked_during_the_load_are_asked_source_by_source(fresh_emulator,
         base_url=fresh_emulator.url,
         integration_key=TEST_KEY,
         timezone=TIMEZONE,
-        max_concurrency=2,
+        max_concurrency=1,
         days_per_request=1,
     )
     days = [FIRST + timedelta(days=i) for i in range(4)]
-    first, second = SOURCES_BY_NAME["pageEvents"], SOURCES_BY_NAME["featureEvents"]
+    # page_events is checked after feature_events.
+    later, sooner = SOURCES_BY_NAME["pageEvents"], SOURCES_BY_NAME["featureEvents"]
     try:
-        pendo.prefetch_totals(first, days)
-        pendo.prefetch_totals(second, days)
-        got_second = pendo.prefetched_totals(second, days)
-        got_first = pendo.prefetched_totals(first, days)
-        assert started == ["pageEvents"] * 4 + ["featureEvents"] * 4
-        for source, got in ((first, got_first), (second, got_second)):
+        with pendo.client._slots.hold():  # a load holds the only slot meanwhile
+            pendo.prefetch_totals(later, days)
+            _wait_for(lambda: started == ["pageEvents"])  # its first window is taken
+            pendo.prefetch_totals(sooner, days)
+        got_sooner = pendo.prefetched_totals(sooner, days)
+        got_later = pendo.prefetched_totals(later, days)
+        assert started == ["pageEvents"] + ["featureEvents"] * 4 + ["pageEvents"] * 3
+        for source, got in ((later, got_later), (sooner, got_sooner)):
             assert got == try_day_totals(pendo.client, source, days, pendo.options)
             assert sum(t.rows for t in got[0].values()) > 0
-        assert pendo.prefetched_totals(first, days) is None  # handed out once
+        assert pendo.prefetched_totals(later, days) is None  # handed out once
     finally:
         pendo.teardown_after_execution(None)
+
+
+def _wait_for(condition, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_a_freed_slot_goes_to_loads_before_background_totals_and_by_rank():
+    from pendo_assets.pendo.client import _Slots
+
+    slots = _Slots(1)
+    got: list[str] = []
+
+    def ask(name: str, priority: tuple) -> None:
+        with slots.hold(priority):
+            got.append(name)
+
+    waiting = [
+        ("totals of page_events", (2, "page_events")),
+        ("totals of events", (2, "events")),
+        ("load of page_events", (1, "page_events")),
+        ("load of events", (1, "events")),
+        ("a check's own question", (0,)),
+    ]
+    threads = [threading.Thread(target=ask, args=w) for w in waiting]
+    with slots.hold():  # every slot taken: all of them wait
+        for n, t in enumerate(threads, 1):
+            t.start()
+            _wait_for(lambda n=n: len(slots._waiting) == n)
+    for t in threads:
+        t.join(10)
+    assert got == [
+        "a check's own question",
+        "load of events",
+        "load of page_events",
+        "totals of events",
+        "totals of page_events",
+    ]
+
+
+def test_a_ranked_source_takes_the_slots_before_a_lower_ranked_one(fresh_emulator, monkeypatch):
+    # Event loads are ranked by table, as their checks run: while the first source still has
+    # windows to ask, the second one waits, so the first is written while the second loads.
+    from pendo_assets import resources
+    from pendo_assets.pendo.client import PendoClient
+    from pendo_assets.pendo.fetch import fetch_days
+
+    granted: list[str] = []  # the source of each request, in the order sent
+    real = PendoClient._send
+
+    def send(self, headers, body, what, rest=None):
+        granted.append(what.split(" ")[0])
+        return real(self, headers, body, what, rest)
+
+    monkeypatch.setattr(PendoClient, "_send", send)
+    fresh_emulator.faults.update(latency_base_ms=200)
+    pendo = resources.PendoResource(
+        base_url=fresh_emulator.url,
+        integration_key=TEST_KEY,
+        timezone=TIMEZONE,
+        max_concurrency=2,
+        days_per_request=1,
+    )
+    days = [FIRST + timedelta(days=i) for i in range(6)]
+    first, second = SOURCES_BY_NAME["featureEvents"], SOURCES_BY_NAME["pageEvents"]
+    got: dict[str, list] = {}
+
+    def load(source) -> None:
+        got[source.name] = list(
+            fetch_days(pendo.client, source, days, pendo.options, rank=source.table)
+        )
+
+    try:
+        feature = threading.Thread(target=load, args=(first,))
+        feature.start()
+        _wait_for(lambda: len(granted) >= 2)  # its one-day probe answered: it asks windows
+        page = threading.Thread(target=load, args=(second,))
+        page.start()
+        feature.join(30)
+        page.join(30)
+    finally:
+        pendo.teardown_after_execution(None)
+    # Only the probe and a window freed while the first source had none waiting go between.
+    assert granted[-5:] == ["pageEvents"] * 5, granted
+    assert sorted(granted) == ["featureEvents"] * 6 + ["pageEvents"] * 6
+    for source in (first, second):
+        assert sorted(d for d, _ in got[source.name]) == days
+    # Unranked, they share the slots: the first source ends among the second's last windows.
+    granted.clear()
+    got.clear()
+    pendo = resources.PendoResource(
+        base_url=fresh_emulator.url,
+        integration_key=TEST_KEY,
+        timezone=TIMEZONE,
+        max_concurrency=2,
+        days_per_request=1,
+    )
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda s=s: got.update(
+                    {s.name: list(fetch_days(pendo.client, s, days, pendo.options))}
+                )
+            )
+            for s in (first, second)
+        ]
+        threads[0].start()
+        _wait_for(lambda: len(granted) >= 2)
+        threads[1].start()
+        for t in threads:
+            t.join(30)
+    finally:
+        pendo.teardown_after_execution(None)
+    assert "featureEvents" in granted[-5:], granted

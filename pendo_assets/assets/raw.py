@@ -269,6 +269,13 @@ def _load_concurrently(
                 context.log.error(f"{source.name} failed: {exc}")
                 failures.append((source, exc))
                 continue
+            if context.has_partition_key_range or context.has_partition_key:
+                # What the fetch did concerns the whole range: said on its newest day (the one
+                # the UI shows as latest), not copied into each of a year's 365 events.
+                context.add_asset_metadata(
+                    metadata, asset_key=asset_key(source), partition_key=max(context.partition_keys)
+                )
+                metadata = {}
             yield dg.Output(value, output_name=output_name(source), metadata=metadata)
     if len(failures) == 1 and len(selected) == 1:
         raise failures[0][1]
@@ -468,7 +475,13 @@ def build_event_assets(
             files = []
             fetched: dict[date, tuple] = {}
             with staging_dir(source.table) as staging:
-                for day, table in fetch_days(pendo.client, source, days, opts, progress):
+                # Ranked by table, as the check steps run (``pendo_<table>_checks``): the
+                # sources finish one after another, each written while the next loads, and
+                # the first check's source is first.
+                fetched_days = fetch_days(
+                    pendo.client, source, days, opts, progress, rank=source.table
+                )
+                for day, table in fetched_days:
                     files.append(stage(table.table, table.types, staging / f"{day}.parquet"))
                     fetched[day] = day_totals(source, table.table)
             # The load's own requests, counted before the totals below start sharing the

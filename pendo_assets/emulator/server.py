@@ -274,12 +274,14 @@ class _Handler(BaseHTTPRequestHandler):
         emu = self.emu
         started = time.monotonic()
         emu.stats.begin()
+        self._source: str | None = None
+        self._model_s = 0.0
         try:
             self._aggregation_inner(body)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True  # the client went away mid-answer
         finally:
-            emu.stats.end(busy_s=time.monotonic() - started)
+            emu.stats.end(started, time.monotonic(), self._source, self._model_s)
 
     def _aggregation_inner(self, body: bytes) -> None:
         emu = self.emu
@@ -318,6 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(exc.status, f"{exc}\n".encode())
             return
         emu.stats.source(query.source, query.days_asked, query.tag is not None)
+        self._source = query.source
         if query.source in (faults.forbidden_sources or ()):
             self._send(403)  # a valid key without access to this source
             return
@@ -327,6 +330,7 @@ class _Handler(BaseHTTPRequestHandler):
         delay_ms = faults.latency_base_ms + faults.latency_per_day_ms * query.days_asked
         if delay_ms > 0:
             emu.stats.waited(delay_ms / 1000, query.source)
+            self._model_s = delay_ms / 1000
             time.sleep(delay_ms / 1000)
         if faults.slow_over_days and query.days_asked > faults.slow_over_days:
             time.sleep(faults.timeout_sleep_s)

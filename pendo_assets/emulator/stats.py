@@ -34,6 +34,9 @@ class Stats:
             # Time aggregation requests were open here (latency, building and sending the
             # answer), summed: Pendo's time as the client saw it.
             self.busy_s = 0.0
+            # (opened, closed, source, modelled seconds) of every aggregation request, on this
+            # machine's monotonic clock (shared by its processes): when requests were in flight.
+            self.timeline: list[tuple[float, float, str | None, float]] = []
 
     def begin(self) -> None:
         with self._lock:
@@ -46,10 +49,13 @@ class Stats:
         with self._lock:
             self.connections += 1
 
-    def end(self, busy_s: float = 0.0) -> None:
+    def end(
+        self, started: float, ended: float, source: str | None = None, model_s: float = 0.0
+    ) -> None:
         with self._lock:
             self.in_flight -= 1
-            self.busy_s += busy_s
+            self.busy_s += ended - started
+            self.timeline.append((started, ended, source, model_s))
 
     def waited(self, seconds: float, source: str | None = None) -> None:
         with self._lock:
@@ -92,4 +98,5 @@ class Stats:
                 "latency_s": round(self.latency_s, 3),
                 "latency_by_source": {k: round(v, 3) for k, v in self.latency_by_source.items()},
                 "busy_s": round(self.busy_s, 3),
+                "timeline": [(round(a, 4), round(b, 4), s, m) for a, b, s, m in self.timeline],
             }

@@ -8,10 +8,13 @@ parses the body can see; one loop covers status, connection and body failures al
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +76,47 @@ class ClientStats:
         return dict(self.__dict__)
 
 
+class _Slots:
+    """At most ``n`` requests open at once; a freed slot goes to the waiting request with the
+    lowest priority value (requests of equal priority in the order they came).
+
+    An event load asks ranked by its source (``PendoClient.ranked``), so sources finish one
+    after another and each is written while the next still loads; reconciliation totals asked
+    ahead of the checks ask in the background, so they only take slots no load wants: the
+    loads, which every check waits for, finish first, and the totals fill the rest.
+    """
+
+    def __init__(self, n: int):
+        self._n = n
+        self._used = 0
+        self._waiting: list[tuple[tuple, int]] = []
+        self._order = itertools.count()
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, priority: tuple = (0,)) -> Iterator[None]:
+        ticket = (priority, next(self._order))
+        with self._cond:
+            heapq.heappush(self._waiting, ticket)
+            try:
+                while self._used >= self._n or self._waiting[0] != ticket:
+                    self._cond.wait()
+            except BaseException:
+                self._waiting.remove(ticket)
+                heapq.heapify(self._waiting)
+                self._cond.notify_all()
+                raise
+            heapq.heappop(self._waiting)
+            self._used += 1
+            self._cond.notify_all()  # the next in line may fit too
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= 1
+                self._cond.notify_all()
+
+
 class _Retryable(Exception):
     def __init__(self, status: str, retry_after: float | None = None, timeout: bool = False):
         super().__init__(status)
@@ -112,7 +156,7 @@ class PendoClient:
         adapter = HTTPAdapter(pool_connections=1, pool_maxsize=max_concurrency + 2)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._slots = threading.BoundedSemaphore(max_concurrency)
+        self._slots = _Slots(max_concurrency)
         self._lock = threading.Lock()
         self._in_flight = 0
         self.stats = ClientStats()
@@ -223,7 +267,7 @@ class PendoClient:
             "Content-Type": "application/json",
             "Accept-Encoding": "gzip",
         }
-        with self._slots:
+        with self._slots.hold(getattr(self._current, "priority", (0,))):
             with self._lock:
                 self._in_flight += 1
                 for st in self._counted():
@@ -353,6 +397,18 @@ class PendoClient:
         """The run's counters and those of this thread's source (caller holds the lock)."""
         mine = getattr(self._current, "stats", None)
         return (self.stats,) if mine is None else (self.stats, mine)
+
+    @contextmanager
+    def ranked(self, rank: str, background: bool = False) -> Iterator[None]:
+        """Requests this thread sends meanwhile take a free slot after every waiting request
+        of a lower ``rank``; ``background`` ones after every waiting request that is not.
+        Unranked requests (entities, a check's own questions) go first."""
+        before = getattr(self._current, "priority", (0,))
+        self._current.priority = (2 if background else 1, rank)
+        try:
+            yield
+        finally:
+            self._current.priority = before
 
     def wait_verified(self, timeout_s: float) -> bool:
         """Block until a request has been accepted (the key works), at most ``timeout_s``."""

@@ -12,6 +12,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -504,8 +505,12 @@ def fetch_days(
     days: list[date],
     opts: FetchOptions,
     on_progress: Callable[[int, int], None] | None = None,
+    rank: str | None = None,
 ) -> Iterator[tuple[date, TypedTable]]:
     """Yield (day, table) for every day, fetching adaptive windows concurrently.
+
+    With ``rank``, the requests wait for those of lower-ranked sources loading at the same
+    time (``PendoClient.ranked``): sources sharing the bound finish one after another.
 
     The first request asks for one day alone; once it has answered, windows are sized by
     ``WindowSizer`` and up to ``max_concurrency`` are in flight (so a refusal resizes the
@@ -520,7 +525,8 @@ def fetch_days(
 
     def fetch(w: list[date]) -> dict[date, TypedTable]:
         split: list[int] = []
-        out = fetch_window(client, source, w, opts, on_split=split.append)
+        with client.ranked(rank) if rank is not None else nullcontext():
+            out = fetch_window(client, source, w, opts, on_split=split.append)
         rows = [t.num_rows for t in out.values()]
         # A refused window was answered a day at a time: the largest day is what Pendo took.
         sizer.observe(len(w), sum(rows), max(rows, default=0) if split else sum(rows))
@@ -529,13 +535,15 @@ def fetch_days(
         return out
 
     with ThreadPoolExecutor(
-        max_workers=opts.max_concurrency, thread_name_prefix=f"pendo-{source.name}"
+        max_workers=opts.max_concurrency + 1, thread_name_prefix=f"pendo-{source.name}"
     ) as pool:
         pending: set[Future] = set()
         try:
             while True:
                 # Until the first answer the source's size is unknown: one probe request.
-                room = opts.max_concurrency if sizer.measured else 1
+                # Ranked, one more than the bound: a window already waits when a slot frees,
+                # so it goes to this source and not to a lower-ranked one.
+                room = opts.max_concurrency + (rank is not None) if sizer.measured else 1
                 while len(pending) < room and nxt < total:
                     w = _next_window(todo, nxt, sizer.size)
                     nxt += len(w)
