@@ -243,13 +243,17 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     ]
     dagster = str(Path(sys.executable).parent / "dagster")
     r = Result("project (3 dagster commands)")
+    spans: dict[str, tuple[float, float]] = {}
     for step, keys, ranged in steps:
         cmd = [dagster, "asset", "materialize", "-m", "pendo_assets.definitions"]
         cmd += ["--select", ",".join(keys)]
         if ranged:
             cmd += ["--partition-range", f"{first}...{last}"]
+        started = time.monotonic()
         wall, cpu, rss, _ = run_measured(cmd, env)
         r.extra[f"{step} s"] = round(wall, 2)
+        r.extra[f"{step} CPU s"] = round(cpu, 2)
+        spans[step] = (started, started + wall)
         r.wall_s += wall
         r.cpu_s += cpu
         r.rss_mb = max(r.rss_mb, rss)
@@ -260,6 +264,7 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     r.extra["pendo_busy_s"] = st["busy_s"]
     r.extra["by source"] = per_source(st)
     r.extra["raw phases"] = raw_phases(home, r.extra["raw events s"])
+    r.extra["requests in time"] = request_timeline(st.get("timeline", []), spans)
     import duckdb
 
     con = duckdb.connect(env["PENDO_DUCKDB_PATH"], read_only=True)
@@ -277,6 +282,24 @@ def per_source(stats: dict) -> dict[str, tuple[int, float]]:
     """(requests, modelled Pendo seconds) per source, from the emulator's stats."""
     pendo = stats.get("latency_by_source", {})
     return {k: (n, pendo.get(k, 0.0)) for k, n in sorted(stats["by_source"].items())}
+
+
+def request_timeline(timeline: list, spans: dict[str, tuple[float, float]]) -> list[str]:
+    """Per command that asked Pendo: when its first request opened and its last one closed
+    (seconds from the command's start), and the mean requests open in between: the share of
+    the command spent at the bound, whatever else the machine was doing."""
+    out = []
+    for step, (t0, t1) in spans.items():
+        mine = [(a, b) for a, b, *_ in timeline if t0 <= a <= t1]
+        if not mine:
+            continue
+        first, last = min(a for a, _ in mine), max(b for _, b in mine)
+        open_s = sum(b - a for a, b in mine)
+        out.append(
+            f"{step}: first request at {first - t0:.1f} s, last answered at {last - t0:.1f} s "
+            f"of {t1 - t0:.1f} s; {open_s / max(last - first, 1e-9):.2f} open on average between"
+        )
+    return out
 
 
 def raw_phases(home: Path, command_s: float) -> str:
@@ -562,9 +585,15 @@ def ratios(mode: str, results: list[Result]) -> list[str]:
             f"  {'all':<14} {p.requests:>5} / {p.extra['pendo_s']:7.1f} s | "
             f"{n.requests:>5} / {n.extra['pendo_s']:7.1f} s"
         )
-        split = ", ".join(f"{k} {v}" for k, v in p.extra.items() if k.endswith(" s"))
+        split = ", ".join(
+            f"{k} {v}" for k, v in p.extra.items() if k.endswith(" s") and "CPU" not in k
+        )
         out.append(f"project wall per command: {split}")
+        cpu = ", ".join(f"{k[:-6]} {v}" for k, v in p.extra.items() if k.endswith(" CPU s"))
+        out.append(f"project CPU s per command: {cpu}")
         out.append(f"raw-events command: {p.extra.get('raw phases', '-')}")
+        for line in p.extra.get("requests in time", []):
+            out.append(f"  {line}")
         if p.extra.get("pendo_s") is not None and p.max_in_flight:
             floor = p.extra["pendo_s"] / 8  # PENDO_MAX_CONCURRENCY's default
             out.append(

@@ -131,8 +131,8 @@ def test_failed_reconciliation_blocks_enriched_in_the_same_run(emulator, make_pr
     """A loader bug that loses a row of one day: the check catches it, enriched never runs."""
     real = raw_module.fetch_days
 
-    def lossy(client, source, days, opts, progress=None):
-        for d, table in real(client, source, days, opts, progress):
+    def lossy(client, source, days, opts, progress=None, **how):
+        for d, table in real(client, source, days, opts, progress, **how):
             if d == date.fromisoformat(DAY2) and table.num_rows:
                 keep = pc.not_equal(pa.array(range(table.num_rows)), 0)
                 table = TypedTable(table.table.filter(keep), table.types)
