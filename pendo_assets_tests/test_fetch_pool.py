@@ -155,13 +155,7 @@ def test_totals_asked_during_the_load_are_asked_in_the_order_the_checks_run(
 
     started = _record_sources(monkeypatch, resources, "ask_window")
     fresh_emulator.faults.update(latency_base_ms=50)
-    pendo = resources.PendoResource(
-        base_url=fresh_emulator.url,
-        integration_key=TEST_KEY,
-        timezone=TIMEZONE,
-        max_concurrency=1,
-        days_per_request=1,
-    )
+    pendo = _pendo(fresh_emulator, max_concurrency=1)
     days = [FIRST + timedelta(days=i) for i in range(4)]
     # page_events is checked after feature_events.
     later, sooner = SOURCES_BY_NAME["pageEvents"], SOURCES_BY_NAME["featureEvents"]
@@ -221,10 +215,21 @@ def test_a_freed_slot_goes_to_loads_before_background_totals_and_by_rank():
     ]
 
 
+def _pendo(emulator, max_concurrency: int, days_per_request: int = 1):
+    from pendo_assets import resources
+
+    return resources.PendoResource(
+        base_url=emulator.url,
+        integration_key=TEST_KEY,
+        timezone=TIMEZONE,
+        max_concurrency=max_concurrency,
+        days_per_request=days_per_request,
+    )
+
+
 def test_a_ranked_source_takes_the_slots_before_a_lower_ranked_one(fresh_emulator, monkeypatch):
     # Event loads are ranked by table, as their checks run: while the first source still has
     # windows to ask, the second one waits, so the first is written while the second loads.
-    from pendo_assets import resources
     from pendo_assets.pendo.client import PendoClient
     from pendo_assets.pendo.fetch import fetch_days
 
@@ -237,61 +242,34 @@ def test_a_ranked_source_takes_the_slots_before_a_lower_ranked_one(fresh_emulato
 
     monkeypatch.setattr(PendoClient, "_send", send)
     fresh_emulator.faults.update(latency_base_ms=200)
-    pendo = resources.PendoResource(
-        base_url=fresh_emulator.url,
-        integration_key=TEST_KEY,
-        timezone=TIMEZONE,
-        max_concurrency=2,
-        days_per_request=1,
-    )
     days = [FIRST + timedelta(days=i) for i in range(6)]
     first, second = SOURCES_BY_NAME["featureEvents"], SOURCES_BY_NAME["pageEvents"]
-    got: dict[str, list] = {}
+    for ranked in (True, False):
+        granted.clear()
+        got: dict[str, list] = {}
+        pendo = _pendo(fresh_emulator, max_concurrency=2)
 
-    def load(source) -> None:
-        got[source.name] = list(
-            fetch_days(pendo.client, source, days, pendo.options, rank=source.table)
-        )
-
-    try:
-        feature = threading.Thread(target=load, args=(first,))
-        feature.start()
-        _wait_for(lambda: len(granted) >= 2)  # its one-day probe answered: it asks windows
-        page = threading.Thread(target=load, args=(second,))
-        page.start()
-        feature.join(30)
-        page.join(30)
-    finally:
-        pendo.teardown_after_execution(None)
-    # Only the probe and a window freed while the first source had none waiting go between.
-    assert granted[-5:] == ["pageEvents"] * 5, granted
-    assert sorted(granted) == ["featureEvents"] * 6 + ["pageEvents"] * 6
-    for source in (first, second):
-        assert sorted(d for d, _ in got[source.name]) == days
-    # Unranked, they share the slots: the first source ends among the second's last windows.
-    granted.clear()
-    got.clear()
-    pendo = resources.PendoResource(
-        base_url=fresh_emulator.url,
-        integration_key=TEST_KEY,
-        timezone=TIMEZONE,
-        max_concurrency=2,
-        days_per_request=1,
-    )
-    try:
-        threads = [
-            threading.Thread(
-                target=lambda s=s: got.update(
-                    {s.name: list(fetch_days(pendo.client, s, days, pendo.options))}
-                )
+        def load(source, pendo=pendo, got=got, ranked=ranked) -> None:
+            rank = source.table if ranked else None
+            got[source.name] = list(
+                fetch_days(pendo.client, source, days, pendo.options, rank=rank)
             )
-            for s in (first, second)
-        ]
-        threads[0].start()
-        _wait_for(lambda: len(granted) >= 2)
-        threads[1].start()
-        for t in threads:
-            t.join(30)
-    finally:
-        pendo.teardown_after_execution(None)
-    assert "featureEvents" in granted[-5:], granted
+
+        try:
+            threads = [threading.Thread(target=load, args=(s,)) for s in (first, second)]
+            threads[0].start()
+            _wait_for(lambda: len(granted) >= 2)  # its one-day probe answered: it asks windows
+            threads[1].start()
+            for t in threads:
+                t.join(30)
+        finally:
+            pendo.teardown_after_execution(None)
+        assert sorted(granted) == ["featureEvents"] * 6 + ["pageEvents"] * 6
+        for source in (first, second):
+            assert sorted(d for d, _ in got[source.name]) == days
+        if ranked:
+            # Only the probe and a window freed while the first had none waiting go between.
+            assert granted[-5:] == ["pageEvents"] * 5, granted
+        else:
+            # Sharing the slots, the first source ends among the second's last windows.
+            assert "featureEvents" in granted[-5:], granted
