@@ -170,7 +170,8 @@ def test_enriched_automation_waits_for_blocking_checks(emulator, make_project):
 
 
 def test_cli_materializes_marts_and_rollups_with_passing_checks(tmp_path):
-    """The README's commands, as a user runs them, against an emulator ending today."""
+    """The commands of the README and docs/warehouse.md, as a user runs them, against an
+    emulator ending today."""
     zone_today = TODAY  # the pinned clock (PENDO_TODAY), also the CLI's
     first, last = zone_today - timedelta(days=2), zone_today - timedelta(days=1)
     sub = small_subscription(first_day=zone_today - timedelta(days=5), last_day=zone_today)
