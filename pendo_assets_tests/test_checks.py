@@ -20,6 +20,10 @@ from pendo_assets.pendo.tables import TypedTable
 
 from .conftest import TEST_KEY, TODAY, materialize_command, project_env, small_subscription
 
+# Left out of `make test-quick`: the CLI over marts and rollups and one Dagster run per
+# failing check.
+pytestmark = pytest.mark.slow
+
 DAY1, DAY2, DAY3 = "2026-10-06", "2026-10-07", "2026-10-08"
 ENTITY_KEYS = [f"pendo/{s.table}" for s in ENTITIES]
 

@@ -91,3 +91,18 @@ def test_relative_links_resolve(page):
         elif anchor and (dest.suffix != ".md" or anchor not in anchors(dest)):
             broken.append(target)
     assert broken == [], f"{page.name}: links to nothing: {broken}"
+
+
+def test_quick_tier_leaves_out_browser_postgres_bench_and_cli():
+    # docs/development.md promises what `make test-quick` skips; the `slow` marker does it.
+    makefile = (ROOT / "Makefile").read_text()
+    assert '-m pytest -q -m "not slow"' in makefile.split("test-quick:", 1)[1].split("\n\n")[0]
+    for module in (
+        "test_browser",
+        "test_ui_e2e",
+        "test_deploy_run",
+        "test_bench_smoke",
+        "test_cli",
+    ):
+        source = (ROOT / "pendo_assets_tests" / f"{module}.py").read_text()
+        assert re.search(r"^pytestmark = \[?\s*pytest\.mark\.slow", source, re.M), module

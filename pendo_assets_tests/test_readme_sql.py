@@ -17,6 +17,9 @@ from pendo_assets.settings import load_settings
 
 from .conftest import TEST_KEY, TODAY, Project, project_env, small_subscription
 
+# Left out of `make test-quick`: a warehouse loaded through Dagster for every example query.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
