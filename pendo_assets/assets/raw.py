@@ -269,7 +269,8 @@ def _load_concurrently(
                 context.log.error(f"{source.name} failed: {exc}")
                 failures.append((source, exc))
                 continue
-            if context.has_partition_key_range or context.has_partition_key:
+            partitioned = context.assets_def.partitions_def is not None
+            if partitioned and (context.has_partition_key_range or context.has_partition_key):
                 # What the fetch did concerns the whole range: said on its newest day (the one
                 # the UI shows as latest), not copied into each of a year's 365 events.
                 context.add_asset_metadata(
