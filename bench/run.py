@@ -47,13 +47,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pendo_assets import clock
+from pendo_assets.catalog import EVENTS
 from pendo_assets.instance import write_local_config
 
 KEY = "bench-key"
 TIMEZONE = "America/New_York"
-EVENT_SOURCES = ("events", "pageEvents", "featureEvents", "trackEvents")
-# The backfill loads every event source; the ingest mode keeps to the aggregated ones.
-BACKFILL_SOURCES = (*EVENT_SOURCES, "guideEvents", "pollEvents")
+# The backfill loads every event source of the catalog; the ingest mode keeps to the
+# aggregated ones.
+BACKFILL_SOURCES = tuple(s.name for s in EVENTS)
+EVENT_SOURCES = tuple(s.name for s in EVENTS if not s.per_event)
 
 
 @dataclass
@@ -233,9 +235,9 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     }
     for k in ("PENDO_MAX_CONCURRENCY", "PENDO_DAYS_PER_REQUEST"):
         env.pop(k, None)  # default settings
-    from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, RAW_SCHEMA, SOURCES_BY_NAME
+    from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, RAW_SCHEMA
 
-    events = [SOURCES_BY_NAME[n] for n in BACKFILL_SOURCES]
+    events = EVENTS
     steps = [
         ("entities", [f"{RAW_SCHEMA}/{s.table}" for s in ENTITIES], None),
         ("raw events", [f"{RAW_SCHEMA}/{s.table}" for s in events], True),

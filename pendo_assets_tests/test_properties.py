@@ -21,14 +21,15 @@ from pendo_assets.catalog import (
     SOURCES_BY_NAME,
     TIMESTAMPTZ,
     VARCHAR,
+    EntitySource,
     Source,
 )
 from pendo_assets.pendo.tables import column_names, flatten_row, rows_to_table
 
-GENERIC = Source(
+GENERIC = EntitySource(
     name="anything",
     table="anything",
-    kind="entity",
+    emulator="accounts",
     description="One row per generated test row.",
     columns={},
     id_field="id",
