@@ -20,7 +20,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from pendo_assets import clock
-from pendo_assets.catalog import RAW_SCHEMA, Source
+from pendo_assets.catalog import RAW_SCHEMA, EventSource
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import FetchOptions, fetch_days
 from pendo_assets.pendo.slices import Slice, fetch_tag_days, slice_totals, tag_scoped
@@ -52,7 +52,7 @@ class EventConfig(dg.Config):
         return bool(self.repair_tags or self.delete_tags)
 
 
-def _tag_totals(wh: Warehouse, source: Source, days: list[date], tags: list[str]) -> dict:
+def _tag_totals(wh: Warehouse, source: EventSource, days: list[date], tags: list[str]) -> dict:
     """tag -> (rows, numEvents) the warehouse holds on ``days``."""
     fq = f"{RAW_SCHEMA}.{source.table}"
     if not tags or not wh.exists(RAW_SCHEMA, source.table):
@@ -83,7 +83,7 @@ def repair_tags(
     client: PendoClient,
     opts: FetchOptions,
     wh: Warehouse,
-    source: Source,
+    source: EventSource,
     days: list[date],
     config: EventConfig,
 ) -> tuple[StagedSlices, dict]:
@@ -156,7 +156,7 @@ def repair_tags(
     return staged, metadata
 
 
-def _ours(wh: Warehouse, source: Source, days: list[date]) -> dict[Slice, tuple]:
+def _ours(wh: Warehouse, source: EventSource, days: list[date]) -> dict[Slice, tuple]:
     if not wh.exists(RAW_SCHEMA, source.table):
         return {}
     fq = f"{RAW_SCHEMA}.{source.table}"
@@ -177,7 +177,7 @@ def sweep(
     client: PendoClient,
     opts: FetchOptions,
     wh: Warehouse,
-    source: Source,
+    source: EventSource,
     days: list[date],
 ) -> tuple[StagedSlices, dict]:
     """Compare every (day, tag) slice of ``days`` with Pendo's totals and reload only the

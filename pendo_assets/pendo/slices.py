@@ -46,7 +46,7 @@ def one_tag(source: EventSource, tag_id: str) -> EventSource:
 
 def fetch_tag_days(
     client: PendoClient,
-    source: Source,
+    source: EventSource,
     tag_id: str,
     days: list[date],
     opts: FetchOptions,
@@ -57,7 +57,7 @@ def fetch_tag_days(
 
 
 def _window_slices(
-    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+    client: PendoClient, source: EventSource, days: list[date], opts: FetchOptions
 ) -> dict[Slice, DayTotals]:
     first_ms = local_midnight_ms(days[0], opts.zone)
     what = f"{source.name} totals by day and {source.tag_field} for {days[0]}..{days[-1]}"
@@ -73,7 +73,7 @@ def _window_slices(
 
 
 def _ask(
-    client: PendoClient, source: Source, w: list[date], opts: FetchOptions
+    client: PendoClient, source: EventSource, w: list[date], opts: FetchOptions
 ) -> list[tuple[list[date], dict[Slice, DayTotals] | PendoError]]:
     """One window's slices, or why Pendo could not answer; a window over Pendo's memory limit
     or timing out is asked again in halves."""
@@ -90,7 +90,7 @@ def _ask(
 
 def slice_totals(
     client: PendoClient,
-    source: Source,
+    source: EventSource,
     days: list[date],
     opts: FetchOptions,
     ours: dict[date, int] | None = None,
