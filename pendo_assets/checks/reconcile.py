@@ -16,6 +16,10 @@ they had; while the warehouse still holds those totals, they are not asked again
 does not change at Pendo, and ours did not change either), so a year's reconciliation after a
 re-run costs only its young days.
 
+The verdict is ``pendo.reconciliation`` (pure functions of the numbers); this module reads our
+totals, asks Pendo (or takes what the load asked), remembers agreed final days and presents the
+verdict as the two checks' results.
+
 The warnings live in their own, non-blocking check because Dagster's automation condition
 ``all_deps_blocking_checks_passed`` treats *any* failed blocking check as not passed, warnings
 included: in the blocking check they would hold back enriched tables every morning.
