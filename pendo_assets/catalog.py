@@ -1,11 +1,11 @@
 """Every Pendo source this project loads, declared once.
 
-Assets, asset checks, the emulator, the docs' source table, the bench and the tests are all
-generated from ``SOURCES``. Adding a source is a new ``EntitySource(...)`` or
+Assets, asset checks, the emulator, the tables of docs/warehouse.md, the bench and the tests
+are all generated from ``SOURCES``. Adding a source is a new ``EntitySource(...)`` or
 ``EventSource(...)`` entry here naming the emulator's row generator for it (``emulator``): an
 existing one for an event source shaped like one we have, else a new generator in
-``pendo_assets/emulator/``. ``pendo_assets_tests/test_new_source.py`` shows what picks a new
-source up.
+``pendo_assets/emulator/``; then ``python -m pendo_assets.docs`` rewrites the docs' tables.
+``pendo_assets_tests/test_new_source.py`` shows what picks a new source up.
 
 Column names are Pendo's dotted field paths; ``pendo.tables.column_name`` turns them into the
 snake_case DuckDB names (``metadata.agent.name`` -> ``metadata_agent_name``).

@@ -9,7 +9,7 @@ What a new source needs besides the ``EventSource(...)`` entry, precisely:
 - ``emulator``: an existing generator when the rows have the shape of a source we have (this
   one reuses ``events``' "activity"); otherwise a new generator in
   ``pendo_assets/emulator/events.py`` (``entities.py`` for an entity).
-- The generated source table in the docs: ``python -m pendo_assets.docs`` and paste
+- The generated tables of docs/warehouse.md: ``python -m pendo_assets.docs`` rewrites them
   (``test_docs.py`` fails until then).
 - Marts and the usage report read the tables their SQL names (``marts/models.py``): a new source
   reaches them only where an analyst writes it into a mart, by design.
@@ -35,6 +35,9 @@ from pendo_assets.docs import sources_table
 from pendo_assets.emulator.entities import ENTITY_GENERATORS
 from pendo_assets.emulator.events import EVENT_GENERATORS
 from pendo_assets_tests.conftest import day_truth, loaded
+
+# Left out of `make test-quick`: Dagster runs against the emulator.
+pytestmark = pytest.mark.slow
 
 EXTRA = dataclasses.replace(
     catalog.SOURCES_BY_NAME["events"],
