@@ -26,6 +26,7 @@ def _warm(sub: Subscription) -> None:
     """
     from datetime import timedelta
 
+    from pendo_assets.catalog import EVENTS
     from pendo_assets.emulator import aggregation, events
 
     events.activity = aggregation.activity = functools.lru_cache(maxsize=None)(
@@ -35,8 +36,8 @@ def _warm(sub: Subscription) -> None:
     day = sub.first_day
     while day <= sub.last_day:
         for app_id in sub.app_ids:
-            for name in events.EVENT_GENERATORS:
-                sub.day_rows(name, app_id, day)
+            for source in EVENTS:
+                sub.day_rows(source.name, app_id, day)
         day += timedelta(days=1)
 
 

@@ -47,13 +47,21 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from pendo_assets import clock
+from pendo_assets.catalog import EVENTS, EventSource
 from pendo_assets.instance import write_local_config
 
 KEY = "bench-key"
 TIMEZONE = "America/New_York"
-EVENT_SOURCES = ("events", "pageEvents", "featureEvents", "trackEvents")
-# The backfill loads every event source; the ingest mode keeps to the aggregated ones.
-BACKFILL_SOURCES = (*EVENT_SOURCES, "guideEvents", "pollEvents")
+
+
+def backfill_sources() -> tuple[EventSource, ...]:
+    """The backfill loads every event source of the catalog."""
+    return EVENTS
+
+
+def ingest_sources() -> tuple[str, ...]:
+    """The ingest mode keeps to the catalog's aggregated event sources."""
+    return tuple(s.name for s in EVENTS if not s.per_event)
 
 
 @dataclass
@@ -233,9 +241,9 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     }
     for k in ("PENDO_MAX_CONCURRENCY", "PENDO_DAYS_PER_REQUEST"):
         env.pop(k, None)  # default settings
-    from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, RAW_SCHEMA, SOURCES_BY_NAME
+    from pendo_assets.catalog import ANALYTICS_SCHEMA, ENTITIES, RAW_SCHEMA
 
-    events = [SOURCES_BY_NAME[n] for n in BACKFILL_SOURCES]
+    events = backfill_sources()
     steps = [
         ("entities", [f"{RAW_SCHEMA}/{s.table}" for s in ENTITIES], None),
         ("raw events", [f"{RAW_SCHEMA}/{s.table}" for s in events], True),
@@ -362,9 +370,10 @@ def mode_ingest(args) -> tuple[list[Result], list[str]]:
     days = 3 if args.quick else 30
     scale = 1.0 if args.quick else 20.0
     work = Path(tempfile.mkdtemp(prefix="pendo-bench-ingest-"))
+    sources = ingest_sources()
     try:
         _, _, _, out = run_measured(
-            worker("make_payloads", out=str(work), days=days, scale=scale, sources=EVENT_SOURCES)
+            worker("make_payloads", out=str(work), days=days, scale=scale, sources=sources)
         )
         info = parse_worker(out)
         results = []
@@ -378,7 +387,7 @@ def mode_ingest(args) -> tuple[list[Result], list[str]]:
             # The work alone (bytes -> table -> DuckDB), not interpreter and import start-up.
             results.append(Result(label, w["work_wall_s"], w["work_cpu_s"], rss, w["rows"]))
         notes = [
-            f"{days} days x {len(EVENT_SOURCES)} event sources, emulator scale {scale}: "
+            f"{days} days x {len(sources)} event sources, emulator scale {scale}: "
             f"{info['files']} payloads, {info['bytes'] / 1e6:.0f} MB of JSON, no latency",
         ]
         return results, notes

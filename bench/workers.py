@@ -18,12 +18,16 @@ from zoneinfo import ZoneInfo
 KEY = "bench-key"
 TIMEZONE = "America/New_York"
 ALL_APPS = 'expandAppIds("*")'
-# Entity each naive event table takes its names from: (source, id field, name field).
-NAIVE_NAMES = {
-    "pageEvents": ("pages", "pageId", "name"),
-    "featureEvents": ("features", "featureId", "name"),
-    "trackEvents": ("trackTypes", "trackTypeId", "name"),
-}
+
+
+def naive_names() -> dict[str, tuple[str, str, str]]:
+    """Entity each naive tag event table takes its names from: {source: (entity source, tag
+    field, name field)}, from the catalog's tag events."""
+    from pendo_assets.catalog import EVENTS, TAG_ENTITY_OF
+
+    return {
+        s.name: (TAG_ENTITY_OF[s.name].name, s.tag_field, "name") for s in EVENTS if s.tag_field
+    }
 
 
 # -- naive ---------------------------------------------------------------------------------
@@ -53,24 +57,20 @@ def naive_backfill(url: str, first: str, last: str, duckdb: str) -> dict:
     import duckdb as ddb
     import pandas as pd
 
+    from pendo_assets.catalog import EVENTS
+
     zone = ZoneInfo(TIMEZONE)
+    tag_names = naive_names()
     accounts = pd.json_normalize(_naive_post(url, {"accounts": None}))
     visitors = pd.json_normalize(_naive_post(url, {"visitors": None}))
     names = {
         s: pd.json_normalize(_naive_post(url, {s: {"appId": ALL_APPS}}))
-        for s, _, _ in NAIVE_NAMES.values()
+        for s, _, _ in tag_names.values()
     }
     d0, d1 = date.fromisoformat(first), date.fromisoformat(last)
     con = ddb.connect(duckdb)
     rows = 0
-    for source in (
-        "events",
-        "pageEvents",
-        "featureEvents",
-        "trackEvents",
-        "guideEvents",
-        "pollEvents",
-    ):
+    for source in (s.name for s in EVENTS):
         df = pd.DataFrame()
         d = d0
         while d <= d1:
@@ -86,8 +86,8 @@ def naive_backfill(url: str, first: str, last: str, duckdb: str) -> dict:
         df = df.merge(
             accounts[["accountId", "metadata.agent.name"]], on="accountId", how="left"
         ).merge(visitors[["visitorId", "metadata.agent.email"]], on="visitorId", how="left")
-        if source in NAIVE_NAMES:
-            entity, id_field, name_field = NAIVE_NAMES[source]
+        if source in tag_names:
+            entity, id_field, name_field = tag_names[source]
             lookup = names[entity][["id", name_field]].rename(
                 columns={"id": id_field, name_field: f"{entity}_name"}
             )

@@ -1,8 +1,11 @@
 """Every Pendo source this project loads, declared once.
 
-Assets, asset checks, the emulator, the tables of docs/warehouse.md and the tests are all
-generated from ``SOURCES``. Adding a source is a new ``Source(...)`` entry here (plus, for the
-emulator, a row generator keyed by the same name).
+Assets, asset checks, the emulator, the tables of docs/warehouse.md, the bench and the tests
+are all generated from ``SOURCES``. Adding a source is a new ``EntitySource(...)`` or
+``EventSource(...)`` entry here naming the emulator's row generator for it (``emulator``): an
+existing one for an event source shaped like one we have, else a new generator in
+``pendo_assets/emulator/``; then ``python -m pendo_assets.docs`` rewrites the docs' tables.
+``pendo_assets_tests/test_new_source.py`` shows what picks a new source up.
 
 Column names are Pendo's dotted field paths; ``pendo.tables.column_name`` turns them into the
 snake_case DuckDB names (``metadata.agent.name`` -> ``metadata_agent_name``).
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 # DuckDB types used in declared schemas. Undeclared fields are inferred per batch.
 VARCHAR, BIGINT, DOUBLE, BOOLEAN, TIMESTAMPTZ, JSON, DATE = (
@@ -107,53 +110,94 @@ class Members:
     description: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Source:
+    """What every Pendo source declares, entity or event: see ``EntitySource`` and
+    ``EventSource`` for what each kind adds."""
+
+    kind: ClassVar[Literal["entity", "event"]]
+    # Event sources take `blacklist: "apply"` (Pendo's Exclude List) when it is enabled: Pendo's
+    # own web app sends it on aggregated sources (events, pageEvents) as well as raw ones.
+    takes_exclude_list: ClassVar[bool]
+
     name: str  # Pendo's source name, as sent in the pipeline
     table: str  # DuckDB table (and last part of the asset key)
-    kind: Literal["entity", "event"]
     description: str  # what one row is
     columns: dict[str, str]  # Pendo field path -> DuckDB type, for fields always present
-    id_field: str  # Pendo field of the row's own id (entities) or its subject (events)
-    per_event: bool = False  # one row per event (guide/poll events), timed by browserTime
+    # The emulator's row generator for this source: a key of ``emulator.entities.
+    # ENTITY_GENERATORS`` (entities) or ``emulator.events.EVENT_GENERATORS`` (events, where
+    # sources of the same shape share one).
+    emulator: str
     app_scoped: bool = True  # takes appId; accounts and visitors are subscription-wide
-    grain: tuple[str, ...] = ()  # Pendo fields that together identify an event row
     # Pendo fields it always sends, never null. Never `appId`: Pendo leaves out fields the
     # request did not ask about, and a real pageEvents answer has rows without it.
     required: tuple[str, ...] = ()
     json_fields: frozenset[str] = frozenset()  # objects stored whole as JSON, not flattened
-    lookups: tuple[Lookup, ...] = ()
-    params: dict = field(default_factory=dict)  # extra source parameters
-    # Event sources take `blacklist: "apply"` (Pendo's Exclude List) when it is enabled: Pendo's
-    # own web app sends it on aggregated sources (events, pageEvents) as well as raw ones.
-    takes_exclude_list: bool = False
-    # Entities: the analytics table keeping every version of each row (SCD type 2).
+
+    @property
+    def params(self) -> dict:
+        """Source parameters sent with every request besides appId and the Exclude List."""
+        return {}
+
+
+@dataclass(frozen=True, kw_only=True)
+class EntitySource(Source):
+    """A Pendo object list (accounts, pages, guides, ...): one unpartitioned table, replaced
+    (or merged on ``id_field``) by every load."""
+
+    kind: ClassVar[Literal["entity"]] = "entity"
+    takes_exclude_list: ClassVar[bool] = False
+
+    id_field: str  # Pendo field of the row's own id
+    # The analytics table keeping every version of each row (SCD type 2).
     history: str | None = None
-    # Entities: Pendo field (epoch ms) bumped on every change; enables incremental refresh.
+    # Pendo field (epoch ms) bumped on every change; enables incremental refresh.
     updated_field: str | None = None
-    # Entities: tables flattened from JSON array columns, written with every load.
+    # Tables flattened from JSON array columns, written with every load.
     nested: tuple[Nested, ...] = ()
-    # Events: names joined from nested tables (``Lookup.entity`` names a ``Nested`` table).
-    nested_lookups: tuple[Lookup, ...] = ()
-    # Events: columns computed from the enriched row (output column -> DuckDB expression).
-    derived: dict[str, str] = field(default_factory=dict)
-    derived_types: dict[str, str] = field(default_factory=dict)  # for the UI schema
-    # Entities read from a Pendo REST list (``GET <rest>``) instead of an aggregation source.
+    # Read from a Pendo REST list (``GET <rest>``) instead of an aggregation source.
     rest: str | None = None
-    # Entities whose metadata fields Pendo declares (``account`` / ``visitor`` metadata
-    # schema): the declared types type every ``metadata_*`` column of a load.
+    # Whose metadata fields Pendo declares (``account`` / ``visitor`` metadata schema): the
+    # declared types type every ``metadata_*`` column of a load.
     metadata_schema: str | None = None
     # REST entities: a membership table asked per row (segments -> their visitors).
     members: Members | None = None
     # Tag entities (pages, features, track types): the event source whose rows Pendo computes
-    # from this tag's rules, retroactively over all history (``id_field`` there is the tag id),
-    # and the fields whose change makes Pendo reprocess them (besides ``lastUpdatedAt``).
+    # from this tag's rules, retroactively over all history (its ``tag_field`` holds this
+    # entity's id), and the fields whose change makes Pendo reprocess them (besides
+    # ``lastUpdatedAt``).
     retags: str | None = None
     rules: tuple[str, ...] = ()
 
     @property
     def history_table(self) -> str | None:
         return f"{ANALYTICS_SCHEMA}.{self.history}" if self.history else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventSource(Source):
+    """A Pendo event source: one daily-partitioned raw table and its enriched table."""
+
+    kind: ClassVar[Literal["event"]] = "event"
+    takes_exclude_list: ClassVar[bool] = True
+
+    grain: tuple[str, ...]  # Pendo fields that together identify an event row
+    per_event: bool = False  # one row per event (guide/poll events), timed by browserTime
+    # Tag events (pageEvents, ...): the field holding the tag whose rules Pendo computes the
+    # rows from, asked as a source parameter (``{"pageId": null}``: every tag of that kind).
+    tag_field: str | None = None
+    # The one tag asked (``pendo.slices.one_tag``); None, as the catalog declares it: every tag.
+    tag_id: str | None = None
+    lookups: tuple[Lookup, ...] = ()  # names joined from entities by the enriched table
+    # Names joined from nested tables (``Lookup.entity`` names a ``Nested`` table).
+    nested_lookups: tuple[Lookup, ...] = ()
+    # Columns computed from the enriched row (output column -> DuckDB expression).
+    derived: dict[str, str] = field(default_factory=dict)
+    derived_types: dict[str, str] = field(default_factory=dict)  # for the UI schema
+
+    @property
+    def params(self) -> dict:
+        return {self.tag_field: self.tag_id} if self.tag_field else {}
 
 
 # Entity columns that change on every visit (or every sync), not because an attribute did:
@@ -215,6 +259,18 @@ GUIDE_EVENT_TYPES = (
 )
 
 
+# The steps of the guide funnel the usage report draws, in the order a guide's viewer meets
+# them: guide event types (of ``GUIDE_EVENT_TYPES``) and their labels. Activity inside a guide
+# is not a step.
+GUIDE_FUNNEL = {
+    "guideSeen": "seen",
+    "guideAdvanced": "advanced",
+    "guideDismissed": "dismissed",
+    "guideSnoozed": "snoozed",
+    "guideTimeout": "timed out",
+}
+
+
 def guide_count_column(event_type: str, prefix: str = "count") -> str:
     return f"{prefix}_guide_{event_type.removeprefix('guide').lower()}"
 
@@ -274,13 +330,13 @@ def _person(
     description: str,
     metadata: dict[str, str],
     nested: tuple[Nested, ...] = (),
-) -> Source:
+) -> EntitySource:
     """Accounts and visitors: not scoped to an app, and carrying Pendo's auto visit times,
     whose ``lastupdated`` lets a refresh ask only for rows changed since the last load."""
-    return Source(
+    return EntitySource(
         name=name,
         table=name,
-        kind="entity",
+        emulator=name,
         history=f"{name[:-1]}_history",
         description=description,
         metadata_schema=name[:-1],
@@ -304,30 +360,29 @@ def _tag_events(
     table: str,
     description: str,
     tag_field: str,
+    emulator: str,
     lookups: tuple[Lookup, ...],
     json_field: str | None = None,
-) -> Source:
+) -> EventSource:
     """Aggregated events of one kind of tag (pages, features, track types): the events grain
     plus the tag's id and, for some, a JSON object that also splits rows. The source is asked
     for ``{tag_field: null}``: every tag of that kind."""
     extra = (json_field,) if json_field else ()
-    return Source(
+    return EventSource(
         name=name,
         table=table,
-        kind="event",
+        emulator=emulator,
         description=description,
         columns={
             **_AGGREGATED_EVENT_COLUMNS,
             tag_field: VARCHAR,
             **{f: JSON for f in extra},
         },
-        id_field=tag_field,
+        tag_field=tag_field,
         grain=(*_AGGREGATED_GRAIN, tag_field, *extra),
         required=("visitorId", "day", tag_field),
         json_fields=frozenset(extra),
         lookups=(*_WHO, *lookups),
-        params={tag_field: None},
-        takes_exclude_list=True,
     )
 
 
@@ -373,10 +428,10 @@ SOURCES: tuple[Source, ...] = (
             ),
         ),
     ),
-    Source(
+    EntitySource(
         name="pages",
+        emulator="pages",
         table="pages",
-        kind="entity",
         history="page_history",
         description="One row per tagged page of every app, with its product area "
         "(`group_name`) and URL rules (`rules`, JSON).",
@@ -386,10 +441,10 @@ SOURCES: tuple[Source, ...] = (
         retags="pageEvents",
         rules=("rules",),
     ),
-    Source(
+    EntitySource(
         name="features",
+        emulator="features",
         table="features",
-        kind="entity",
         history="feature_history",
         description="One row per tagged feature of every app, with the page it lives on "
         "(`page_id`) and its product area (`group_name`).",
@@ -406,10 +461,10 @@ SOURCES: tuple[Source, ...] = (
         retags="featureEvents",
         rules=("elementPathRules", "pageId", "appWide"),
     ),
-    Source(
+    EntitySource(
         name="guides",
+        emulator="guides",
         table="guides",
-        kind="entity",
         history="guide_history",
         description="One row per guide of every app: state, launch method, and its steps and "
         "polls as JSON arrays.",
@@ -483,10 +538,10 @@ SOURCES: tuple[Source, ...] = (
             ),
         ),
     ),
-    Source(
+    EntitySource(
         name="trackTypes",
+        emulator="trackTypes",
         table="track_types",
-        kind="entity",
         history="track_type_history",
         description="One row per track event type (custom `pendo.track()` event name) of "
         "every app.",
@@ -506,10 +561,10 @@ SOURCES: tuple[Source, ...] = (
         retags="trackEvents",
         rules=("trackTypeRules",),
     ),
-    Source(
+    EntitySource(
         name="segments",
+        emulator="segments",
         table="segments",
-        kind="entity",
         history="segment_history",
         rest="/api/v1/segment",
         app_scoped=False,
@@ -539,18 +594,16 @@ SOURCES: tuple[Source, ...] = (
         ),
     ),
     # --- aggregated events -------------------------------------------------------------------
-    Source(
+    EventSource(
         name="events",
         table="events",
-        kind="event",
+        emulator="activity",
         description="One row per visitor, account, app, server, IP and user agent per day: "
         "all of that visitor's activity that day (`num_events`, `num_minutes`).",
         columns=dict(_AGGREGATED_EVENT_COLUMNS),
-        id_field="visitorId",
         grain=_AGGREGATED_GRAIN,
         required=("visitorId", "day"),
         lookups=_WHO,
-        takes_exclude_list=True,
     ),
     _tag_events(
         "pageEvents",
@@ -558,6 +611,7 @@ SOURCES: tuple[Source, ...] = (
         "One row per visitor, account, app, page, server, IP, user agent and URL "
         "parameters per day: page views (`num_events`) and time on the page (`num_minutes`).",
         "pageId",
+        "page_views",
         json_field="parameters",
         lookups=(Lookup("page_id", "pages", {"page_name": "name", "group_name": "group_name"}),),
     ),
@@ -567,6 +621,7 @@ SOURCES: tuple[Source, ...] = (
         "One row per visitor, account, app, feature, server, IP and user agent "
         "per day: clicks on the feature (`num_events`).",
         "featureId",
+        "feature_clicks",
         lookups=(
             Lookup(
                 "feature_id",
@@ -582,37 +637,34 @@ SOURCES: tuple[Source, ...] = (
         "One row per visitor, account, app, track type, server, IP and user agent "
         "per day: custom track events sent with `pendo.track()` (`num_events`).",
         "trackTypeId",
+        "track_calls",
         json_field="properties",
         lookups=(Lookup("track_type_id", "track_types", {"track_type_name": "name"}),),
     ),
     # --- per-event sources: one row per event, not per day --------------------------------
-    Source(
+    EventSource(
         name="guideEvents",
         table="guide_events",
-        kind="event",
+        emulator="guide_story",
         per_event=True,
         description=f"One row per guide interaction ({', '.join(GUIDE_EVENT_TYPES)}, ...), "
         "timed by the browser (`browser_time`).",
         columns={**_PER_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
-        id_field="guideId",
         grain=_PER_EVENT_GRAIN,
         required=("visitorId", "browserTime", "type", "guideId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
-        takes_exclude_list=True,
     ),
-    Source(
+    EventSource(
         name="pollEvents",
         table="poll_events",
-        kind="event",
+        emulator="poll_answers",
         per_event=True,
         description="One row per poll answer (NPS score or free text in `poll_response`), "
         "timed by the browser (`browser_time`).",
         columns={**_PER_EVENT_COLUMNS, "pollId": VARCHAR, "pollResponse": VARCHAR},
-        id_field="pollId",
         grain=(*_PER_EVENT_GRAIN, "pollId"),
         required=("visitorId", "browserTime", "guideId", "pollId"),
         lookups=(*_WHO, Lookup("guide_id", "guides", {"guide_name": "name"})),
-        takes_exclude_list=True,
         nested_lookups=(
             Lookup("poll_id", "polls", {"poll_question": "question", "poll_type": "question_type"}),
         ),
@@ -627,24 +679,24 @@ SOURCES: tuple[Source, ...] = (
 )
 
 SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}
+SOURCES_BY_TABLE: dict[str, Source] = {s.table: s for s in SOURCES}
+ENTITIES: tuple[EntitySource, ...] = tuple(s for s in SOURCES if isinstance(s, EntitySource))
+EVENTS: tuple[EventSource, ...] = tuple(s for s in SOURCES if isinstance(s, EventSource))
 # Nested table -> (the table, the entity it is flattened from).
-NESTED_BY_TABLE: dict[str, tuple[Nested, Source]] = {
-    n.table: (n, s) for s in SOURCES for n in s.nested
+NESTED_BY_TABLE: dict[str, tuple[Nested, EntitySource]] = {
+    n.table: (n, s) for s in ENTITIES for n in s.nested
 }
 # Membership table -> (the table, the REST entity whose load writes it).
-MEMBERS_BY_TABLE: dict[str, tuple[Members, Source]] = {
-    s.members.table: (s.members, s) for s in SOURCES if s.members
+MEMBERS_BY_TABLE: dict[str, tuple[Members, EntitySource]] = {
+    s.members.table: (s.members, s) for s in ENTITIES if s.members
 }
-SOURCES_BY_TABLE: dict[str, Source] = {s.table: s for s in SOURCES}
-ENTITIES: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "entity")
 # Every SCD type 2 history table (analytics.<name>): of entities and of the pair tables
 # flattened from them.
 HISTORIES: tuple[str, ...] = tuple(s.history for s in ENTITIES if s.history) + tuple(
     n.history for s in ENTITIES for n in s.nested if n.history
 )
 # Event source name -> the tag entity whose retroactive changes rewrite its history.
-TAG_ENTITY_OF: dict[str, Source] = {s.retags: s for s in SOURCES if s.retags}
-EVENTS: tuple[Source, ...] = tuple(s for s in SOURCES if s.kind == "event")
+TAG_ENTITY_OF: dict[str, EntitySource] = {s.retags: s for s in ENTITIES if s.retags}
 
 RAW_SCHEMA = "pendo"
 ANALYTICS_SCHEMA = "analytics"

@@ -17,6 +17,7 @@ from pendo_assets.assets.history import history_assets
 from pendo_assets.assets.marts import mart_assets
 from pendo_assets.assets.raw import EVENTS_OP, raw_assets, tag_links
 from pendo_assets.assets.report import build_report_asset
+from pendo_assets.assets.state import state_assets
 from pendo_assets.automation import build_automation, build_history_repair, refresh_selection
 from pendo_assets.checks import all_checks
 from pendo_assets.clock import Clock, system_clock
@@ -74,8 +75,10 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
         sensors.append(
             build_publish_sensor(warehouse.warehouse_with(lock_wait_s=10, lock_timeout_s=20))
         )
+    # The warehouse's side tables, shown downstream of the assets that write them.
+    state = with_reader_note([state_assets()], settings.duckdb_read_path)
     return dg.Definitions(
-        assets=assets,
+        assets=[*assets, *state],
         asset_checks=[*all_checks(settings, clock), freshness_checks],
         schedules=[*schedules, *repair_schedules],
         sensors=[*sensors, *repair_sensors, freshness_sensor],

@@ -11,9 +11,17 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES
+from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES, EntitySource, EventSource
 from pendo_assets.enriched_sql import lookup_columns
 from pendo_assets.pendo.tables import column_names
+
+
+def _entity_refresh(s: EntitySource) -> str:
+    if s.updated_field:
+        return f"no (incremental on `{s.updated_field}`, full weekly)"
+    if s.rest:
+        return f"no (REST `GET {s.rest}`, replaced whole)"
+    return "no (replaced whole)"
 
 
 def sources_table() -> str:
@@ -25,24 +33,20 @@ def sources_table() -> str:
     for s in SOURCES:
         names = column_names(s.columns)
         ids = ", ".join(f"`{names[p]}`" for p in s.required if p in names) or "-"
-        if s.kind == "event":
-            part = "daily (`day`)"
-        elif s.updated_field:
-            part = f"no (incremental on `{s.updated_field}`, full weekly)"
-        elif s.rest:
-            part = f"no (REST `GET {s.rest}`, replaced whole)"
-        else:
-            part = "no (replaced whole)"
         tables = f"`{RAW_SCHEMA}.{s.table}`"
-        tables += "".join(f", `{RAW_SCHEMA}.{n.table}`" for n in s.nested)
-        if s.members:
-            tables += f", `{RAW_SCHEMA}.{s.members.table}`"
-        if s.history_table:
-            tables += f", `{s.history_table}`"
-        tables += "".join(f", `{n.history_table}`" for n in s.nested if n.history_table)
-        if s.kind == "event":
+        if isinstance(s, EventSource):
+            part = "daily (`day`)"
             tables += f", `{ANALYTICS_SCHEMA}.{s.table}`"
-        joined = ", ".join(f"`{c}`" for c in lookup_columns(s)) or "-"
+            joined = ", ".join(f"`{c}`" for c in lookup_columns(s)) or "-"
+        else:
+            part = _entity_refresh(s)
+            tables += "".join(f", `{RAW_SCHEMA}.{n.table}`" for n in s.nested)
+            if s.members:
+                tables += f", `{RAW_SCHEMA}.{s.members.table}`"
+            if s.history_table:
+                tables += f", `{s.history_table}`"
+            tables += "".join(f", `{n.history_table}`" for n in s.nested if n.history_table)
+            joined = "-"
         lines.append(f"| `{s.name}` | {tables} | {part} | {s.description} | {ids} | {joined} |")
     return "\n".join(lines)
 
@@ -59,6 +63,8 @@ def tables_table() -> str:
     for s in SOURCES:
         names = column_names(s.columns)
         row(s.table, s.description, [names[p] for p in s.columns])
+        if not isinstance(s, EntitySource):
+            continue
         parent = f"`{RAW_SCHEMA}.{s.table}`"
         for n in s.nested:
             rebuilt = f" Rebuilt from {parent} in the same transaction as every load of it."

@@ -12,16 +12,17 @@ from pendo_assets.catalog import (
     NESTED_BY_TABLE,
     RAW_SCHEMA,
     SOURCES_BY_TABLE,
+    EntitySource,
+    EventSource,
     Lookup,
     Nested,
-    Source,
 )
 from pendo_assets.pendo.tables import column_names
 
 ENTITY_KEY = "__id"
 
 
-def entity_id_column(entity: Source) -> str:
+def entity_id_column(entity: EntitySource) -> str:
     return column_names([entity.id_field])[entity.id_field]
 
 
@@ -32,16 +33,16 @@ def lookup_id_column(table: str) -> str:
     return entity_id_column(SOURCES_BY_TABLE[table])
 
 
-def all_lookups(source: Source) -> tuple[Lookup, ...]:
+def all_lookups(source: EventSource) -> tuple[Lookup, ...]:
     return (*source.lookups, *source.nested_lookups)
 
 
-def lookup_tables(source: Source) -> list[str]:
+def lookup_tables(source: EventSource) -> list[str]:
     """Every table (entity or nested) the enriched query joins, sorted."""
     return sorted({lk.entity for lk in all_lookups(source)})
 
 
-def lookup_columns(source: Source) -> list[str]:
+def lookup_columns(source: EventSource) -> list[str]:
     out: list[str] = []
     for lk in all_lookups(source):
         out.extend(c for c in lk.names if c not in out)
@@ -49,7 +50,7 @@ def lookup_columns(source: Source) -> list[str]:
     return out
 
 
-def nested_query(nested: Nested, parent: Source) -> str:
+def nested_query(nested: Nested, parent: EntitySource) -> str:
     """SELECT that flattens ``parent``'s JSON array column into ``pendo.<nested.table>``."""
     pid = entity_id_column(parent)
     cols = ",\n       ".join(f"{expr} AS {name}" for name, expr in nested.columns.items())
@@ -64,7 +65,7 @@ def nested_query(nested: Nested, parent: Source) -> str:
 
 
 def enriched_query(
-    source: Source, raw_columns: list[str], entity_columns: dict[str, list[str]] | None = None
+    source: EventSource, raw_columns: list[str], entity_columns: dict[str, list[str]] | None = None
 ) -> str:
     """SELECT for ``analytics.<table>`` over ``pendo.<table>`` for days ``$1``..``$2``.
 

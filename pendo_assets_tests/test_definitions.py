@@ -103,3 +103,55 @@ def test_run_tag_names_are_dagsters_own():
     assert run_tags.PARTITION_TAG == tags.PARTITION_NAME_TAG
     assert run_tags.RANGE_START_TAG == tags.ASSET_PARTITION_RANGE_START_TAG
     assert run_tags.RANGE_END_TAG == tags.ASSET_PARTITION_RANGE_END_TAG
+
+
+def test_side_tables_show_in_the_graph_downstream_of_their_writers(tmp_path):
+    settings = load_settings({"PENDO_DEMO": "1", "PENDO_DUCKDB_PATH": str(tmp_path / "w.duckdb")})
+    g = graph(build_definitions(settings))
+    state = {k.to_user_string(): g.get(k) for k in g.get_all_asset_keys()}
+    state = {k: n for k, n in state.items() if not n.is_materializable}
+    first_seen = {
+        f"analytics/{s}_{who}first_seen"
+        for s in ("feature", "page", "guide")
+        for who in ("", "account_")
+    }
+    assert set(state) == {
+        "_state/reconciled_days",
+        "_state/tag_changes",
+        "analytics/first_seen_days",
+        *first_seen,
+    }
+    for key, node in state.items():
+        assert node.is_external and node.group_name == "warehouse_state"
+        assert "not materialized on its own" in node.description, key
+        assert node.metadata["dagster/table_name"] == key.replace("/", ".")
+    columns = {
+        k: [(c.name, c.type) for c in n.metadata["dagster/column_schema"].columns]
+        for k, n in state.items()
+    }
+    assert columns["_state/reconciled_days"] == [
+        ("source", "VARCHAR"),
+        ("day", "DATE"),
+        ("rows", "BIGINT"),
+        ("num_events", "BIGINT"),
+    ]
+    assert columns["analytics/feature_account_first_seen"] == [
+        ("account_id", "VARCHAR"),
+        ("feature_id", "VARCHAR"),
+        ("first_day", "DATE"),
+    ]
+    assert [c for c, _ in columns["_state/tag_changes"]][:3] == ["source", "tag_id", "change"]
+    parents = {k: {p.to_user_string() for p in n.parent_keys} for k, n in state.items()}
+    assert parents["_state/reconciled_days"] == {f"pendo/{s.table}" for s in EVENTS}
+    assert parents["_state/tag_changes"] == {
+        "pendo/pages",
+        "pendo/features",
+        "pendo/track_types",
+        "pendo/page_events",
+        "pendo/feature_events",
+        "pendo/track_events",
+    }
+    assert parents["analytics/page_first_seen"] == {"analytics/page_daily_metrics"}
+    assert parents["analytics/first_seen_days"] == {
+        f"analytics/{s}_daily_metrics" for s in ("feature", "page", "guide")
+    }

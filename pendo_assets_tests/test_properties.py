@@ -22,6 +22,7 @@ from pendo_assets.catalog import (
     SOURCES_BY_NAME,
     TIMESTAMPTZ,
     VARCHAR,
+    EntitySource,
     Source,
 )
 from pendo_assets.pendo.tables import column_names, flatten_row, rows_to_table
@@ -29,10 +30,10 @@ from pendo_assets.pendo.tables import column_names, flatten_row, rows_to_table
 # Left out of `make test-quick`: property-based (hypothesis) runs.
 pytestmark = pytest.mark.slow
 
-GENERIC = Source(
+GENERIC = EntitySource(
     name="anything",
     table="anything",
-    kind="entity",
+    emulator="accounts",
     description="One row per generated test row.",
     columns={},
     id_field="id",

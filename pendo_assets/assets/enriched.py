@@ -17,7 +17,7 @@ from pendo_assets.catalog import (
     NESTED_BY_TABLE,
     RAW_SCHEMA,
     SOURCES_BY_TABLE,
-    Source,
+    EventSource,
 )
 from pendo_assets.enriched_sql import enriched_query, lookup_columns, lookup_tables
 from pendo_assets.settings import Settings
@@ -27,7 +27,7 @@ ENRICHED_GROUP = "analytics_events"
 
 
 def build_enriched_asset(
-    source: Source, settings: Settings, partitions: dg.PartitionsDefinition
+    source: EventSource, settings: Settings, partitions: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     entities = lookup_tables(source)
     # Nested tables (pendo.polls) are written by the entity they are flattened from.

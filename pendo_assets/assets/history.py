@@ -22,8 +22,8 @@ from pendo_assets.catalog import (
     ENTITIES,
     HISTORY_UNTRACKED_PATTERN,
     RAW_SCHEMA,
+    EntitySource,
     Nested,
-    Source,
 )
 from pendo_assets.pendo.tables import column_name
 from pendo_assets.settings import Settings
@@ -48,7 +48,7 @@ class HistoryConfig(dg.Config):
 
 
 def history_schema(
-    source: Source, drop: frozenset[str], nested: Nested | None = None
+    source: EntitySource, drop: frozenset[str], nested: Nested | None = None
 ) -> dg.TableSchema:
     if nested is None:
         cols = list(raw_schema(source, drop).columns)
@@ -62,7 +62,7 @@ def history_schema(
     return dg.TableSchema(columns=cols)
 
 
-def _load_of(context: dg.AssetExecutionContext, source: Source) -> tuple[datetime, bool]:
+def _load_of(context: dg.AssetExecutionContext, source: EntitySource) -> tuple[datetime, bool]:
     """(time, full?) of the latest load of the entity."""
     event = context.instance.get_latest_materialization_event(asset_key(source))
     if event is None or event.asset_materialization is None:
@@ -73,7 +73,7 @@ def _load_of(context: dg.AssetExecutionContext, source: Source) -> tuple[datetim
 
 
 def build_history_asset(
-    source: Source, settings: Settings, nested: Nested | None = None
+    source: EntitySource, settings: Settings, nested: Nested | None = None
 ) -> dg.AssetsDefinition:
     """The history of an entity table, or (``nested``) of a pair table flattened from it,
     keyed by both of its ids. A pair table is rebuilt whole from its parent on every load, so

@@ -20,7 +20,15 @@ from pendo_assets import clock
 from pendo_assets.assets.repair import EventConfig, repair_tags, sweep
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.assets.shared import IO_MANAGER_KEY, KINDS, asset_key, demo_note, partition_dates
-from pendo_assets.catalog import ENTITIES, EVENTS, RAW_SCHEMA, SOURCES_BY_NAME, Members, Source
+from pendo_assets.catalog import (
+    ENTITIES,
+    EVENTS,
+    RAW_SCHEMA,
+    SOURCES_BY_NAME,
+    EntitySource,
+    Members,
+    Source,
+)
 from pendo_assets.enriched_sql import nested_query
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
@@ -197,33 +205,34 @@ def _out(source: Source, settings: Settings, group: str, how: str) -> dg.AssetOu
             "dagster/column_schema": raw_schema(source, drop),
             "dagster/table_name": f"{RAW_SCHEMA}.{source.table}",
             "pendo_source": source.name,
-            **{
-                f"{n.table}_column_schema": dg.TableSchema(
-                    columns=[
-                        dg.TableColumn(c, t)
-                        for c, t in {
-                            n.parent_key: "VARCHAR",
-                            **({"app_id": "BIGINT"} if source.app_scoped else {}),
-                            **n.types,
-                        }.items()
-                    ]
-                )
-                for n in source.nested
-            },
-            **(
-                {
-                    f"{source.members.table}_column_schema": dg.TableSchema(
-                        columns=[
-                            dg.TableColumn(source.members.parent_key, "VARCHAR"),
-                            dg.TableColumn(source.members.member_key, "VARCHAR"),
-                        ]
-                    )
-                }
-                if source.members
-                else {}
-            ),
+            **(_written_with_schemas(source) if isinstance(source, EntitySource) else {}),
         },
     )
+
+
+def _written_with_schemas(source: EntitySource) -> dict[str, dg.TableSchema]:
+    """UI schemas of the tables an entity's load writes besides its own (nested, members)."""
+    out = {
+        f"{n.table}_column_schema": dg.TableSchema(
+            columns=[
+                dg.TableColumn(c, t)
+                for c, t in {
+                    n.parent_key: "VARCHAR",
+                    **({"app_id": "BIGINT"} if source.app_scoped else {}),
+                    **n.types,
+                }.items()
+            ]
+        )
+        for n in source.nested
+    }
+    if source.members:
+        out[f"{source.members.table}_column_schema"] = dg.TableSchema(
+            columns=[
+                dg.TableColumn(source.members.parent_key, "VARCHAR"),
+                dg.TableColumn(source.members.member_key, "VARCHAR"),
+            ]
+        )
+    return out
 
 
 def day_totals(source: Source, table) -> tuple:

@@ -20,7 +20,7 @@ import dagster as dg
 import pyarrow.compute as pc
 
 from pendo_assets import clock
-from pendo_assets.catalog import RAW_SCHEMA, Source
+from pendo_assets.catalog import RAW_SCHEMA, EventSource
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import FetchOptions, fetch_days
 from pendo_assets.pendo.slices import Slice, fetch_tag_days, slice_totals, tag_scoped
@@ -52,12 +52,12 @@ class EventConfig(dg.Config):
         return bool(self.repair_tags or self.delete_tags)
 
 
-def _tag_totals(wh: Warehouse, source: Source, days: list[date], tags: list[str]) -> dict:
+def _tag_totals(wh: Warehouse, source: EventSource, days: list[date], tags: list[str]) -> dict:
     """tag -> (rows, numEvents) the warehouse holds on ``days``."""
     fq = f"{RAW_SCHEMA}.{source.table}"
     if not tags or not wh.exists(RAW_SCHEMA, source.table):
         return {}
-    col = column_name(source.id_field)
+    col = column_name(source.tag_field)
     return {
         t: (n, e)
         for t, n, e in wh.query(
@@ -83,7 +83,7 @@ def repair_tags(
     client: PendoClient,
     opts: FetchOptions,
     wh: Warehouse,
-    source: Source,
+    source: EventSource,
     days: list[date],
     config: EventConfig,
 ) -> tuple[StagedSlices, dict]:
@@ -108,12 +108,12 @@ def repair_tags(
             batches = fetch_tag_days(client, source, tag, days, opts)
             _stage_days(batches, staging, f"tag{i}", files, count)
             context.log.info(
-                f"{source.name}: reloaded {after[tag][0]} rows of {source.id_field} {tag} over "
+                f"{source.name}: reloaded {after[tag][0]} rows of {source.tag_field} {tag} over "
                 f"{len(days)} days (had {before.get(tag, (0, 0))[0]})"
             )
     counts = {t: (before.get(t, (0, 0))[0], after[t][0]) for t in tags}
     staged = StagedSlices(
-        column_name(source.id_field),
+        column_name(source.tag_field),
         [(d, t) for t in tags for d in days],
         files,
         declared_types(source, opts.drop_columns),
@@ -136,11 +136,11 @@ def repair_tags(
     ]
     metadata = {
         "repair": dg.MetadataValue.md(
-            f"Repaired {len(tags)} {source.id_field} tag(s) over {days[0]}..{days[-1]} "
+            f"Repaired {len(tags)} {source.tag_field} tag(s) over {days[0]}..{days[-1]} "
             f"({len(days)} days): Pendo recomputed their history.\n\n"
             + markdown_table(
                 [
-                    source.id_field,
+                    source.tag_field,
                     "what",
                     "rows before",
                     "rows after",
@@ -156,11 +156,11 @@ def repair_tags(
     return staged, metadata
 
 
-def _ours(wh: Warehouse, source: Source, days: list[date]) -> dict[Slice, tuple]:
+def _ours(wh: Warehouse, source: EventSource, days: list[date]) -> dict[Slice, tuple]:
     if not wh.exists(RAW_SCHEMA, source.table):
         return {}
     fq = f"{RAW_SCHEMA}.{source.table}"
-    tag = f"CAST({column_name(source.id_field)} AS VARCHAR)" if tag_scoped(source) else "NULL"
+    tag = f"CAST({column_name(source.tag_field)} AS VARCHAR)" if tag_scoped(source) else "NULL"
     events = "NULL" if source.per_event else "coalesce(sum(num_events), 0)"
     return {
         (d, t): (n, e)
@@ -177,7 +177,7 @@ def sweep(
     client: PendoClient,
     opts: FetchOptions,
     wh: Warehouse,
-    source: Source,
+    source: EventSource,
     days: list[date],
 ) -> tuple[StagedSlices, dict]:
     """Compare every (day, tag) slice of ``days`` with Pendo's totals and reload only the
@@ -209,7 +209,7 @@ def sweep(
             _stage_days(batches, staging, "day", files)
     changed_days = sorted({d for d, _ in differing})
     staged = StagedSlices(
-        column_name(source.id_field) if tag_scoped(source) else None,
+        column_name(source.tag_field) if tag_scoped(source) else None,
         differing,
         files,
         declared_types(source, opts.drop_columns),
@@ -243,7 +243,7 @@ def sweep(
             + markdown_table(
                 [
                     "day",
-                    source.id_field if tag_scoped(source) else "slice",
+                    source.tag_field if tag_scoped(source) else "slice",
                     "warehouse rows",
                     "Pendo rows",
                     "warehouse numEvents",

@@ -16,7 +16,7 @@ import dagster as dg
 
 from pendo_assets.assets.marts import rollup_automation
 from pendo_assets.assets.shared import demo_note, require_tables, table_key
-from pendo_assets.catalog import ANALYTICS_SCHEMA
+from pendo_assets.catalog import ANALYTICS_SCHEMA, GUIDE_FUNNEL, guide_count_column
 from pendo_assets.settings import DEFAULT_DUCKDB_PATH, Settings
 from pendo_assets.warehouse.io_manager import WarehouseResource
 
@@ -32,13 +32,8 @@ READS = (
     "analytics.page_daily_metrics",
     "analytics.guide_daily_metrics",
 )
-FUNNEL = (
-    ("seen", "count_guide_seen"),
-    ("advanced", "count_guide_advanced"),
-    ("dismissed", "count_guide_dismissed"),
-    ("snoozed", "count_guide_snoozed"),
-    ("timed out", "count_guide_timeout"),
-)
+# (label, column of analytics.guide_daily_metrics) of each step of the catalog's guide funnel.
+FUNNEL = tuple((label, guide_count_column(t)) for t, label in GUIDE_FUNNEL.items())
 
 
 @dataclass

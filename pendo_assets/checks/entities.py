@@ -5,14 +5,14 @@ from collections.abc import Iterator, Sequence
 import dagster as dg
 
 from pendo_assets.assets.shared import asset_key
-from pendo_assets.catalog import ENTITIES, RAW_SCHEMA, Source
+from pendo_assets.catalog import ENTITIES, RAW_SCHEMA, EntitySource
 from pendo_assets.checks.shared import UNIQUE_IDS, missing_table, result
 from pendo_assets.enriched_sql import entity_id_column
 from pendo_assets.warehouse.io_manager import WarehouseResource
 from pendo_assets.warehouse.store import Warehouse
 
 
-def build_entity_checks(sources: Sequence[Source] = ENTITIES) -> dg.AssetChecksDefinition:
+def build_entity_checks(sources: Sequence[EntitySource] = ENTITIES) -> dg.AssetChecksDefinition:
     """``ids_are_unique`` of every entity table, as one subsettable step: the entities load
     in one step, and six check steps of a few milliseconds each cost more in Dagster's own
     bookkeeping than the queries do."""
@@ -39,7 +39,7 @@ def build_entity_checks(sources: Sequence[Source] = ENTITIES) -> dg.AssetChecksD
     return _unique
 
 
-def _unique_result(con, source: Source) -> dg.AssetCheckResult:
+def _unique_result(con, source: EntitySource) -> dg.AssetCheckResult:
     key, eid = asset_key(source), entity_id_column(source)
     if not Warehouse.columns(con, RAW_SCHEMA, source.table):
         return missing_table(key, UNIQUE_IDS)

@@ -10,15 +10,17 @@ import dagster as dg
 
 from pendo_assets.assets.raw import MEMBERS_FAILED
 from pendo_assets.assets.shared import asset_key
-from pendo_assets.catalog import ENTITIES, RAW_SCHEMA, Source
+from pendo_assets.catalog import ENTITIES, RAW_SCHEMA, EntitySource
 from pendo_assets.checks.shared import MEMBERS, result
 
 
-def build_members_checks(sources: Sequence[Source] = ENTITIES) -> list[dg.AssetChecksDefinition]:
+def build_members_checks(
+    sources: Sequence[EntitySource] = ENTITIES,
+) -> list[dg.AssetChecksDefinition]:
     return [_members_check(s) for s in sources if s.members]
 
 
-def _members_check(source: Source) -> dg.AssetChecksDefinition:
+def _members_check(source: EntitySource) -> dg.AssetChecksDefinition:
     assert source.members is not None
     key = asset_key(source)
     table = f"{RAW_SCHEMA}.{source.members.table}"

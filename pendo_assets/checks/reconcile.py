@@ -16,6 +16,10 @@ they had; while the warehouse still holds those totals, they are not asked again
 does not change at Pendo, and ours did not change either), so a year's reconciliation after a
 re-run costs only its young days.
 
+The verdict is ``pendo.reconciliation`` (pure functions of the numbers); this module reads our
+totals, asks Pendo (or takes what the load asked), remembers agreed final days and presents the
+verdict as the two checks' results.
+
 The warnings live in their own, non-blocking check because Dagster's automation condition
 ``all_deps_blocking_checks_passed`` treats *any* failed blocking check as not passed, warnings
 included: in the blocking check they would hold back enriched tables every morning.
@@ -27,9 +31,10 @@ from datetime import date
 
 import dagster as dg
 
-from pendo_assets.catalog import Source
+from pendo_assets.catalog import EventSource
 from pendo_assets.checks.shared import RECONCILES, YOUNG, day_span, name_days, result
 from pendo_assets.clock import Clock
+from pendo_assets.pendo import reconciliation as rec
 from pendo_assets.pendo.totals import DayTotals, try_day_totals
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import Settings
@@ -40,12 +45,12 @@ from pendo_assets.warehouse.store import Warehouse, markdown_table
 def final_days(days: list[date], settings: Settings, clock: Clock) -> set[date]:
     """The days Pendo no longer changes: older than ``PENDO_FINAL_AFTER_DAYS`` by ``clock``."""
     today = clock().astimezone(settings.zone).date()
-    return {d for d in days if (today - d).days > settings.final_after_days}
+    return rec.final_days(days, today, settings.final_after_days)
 
 
 def reconcile_result(
     wh: Warehouse,
-    source: Source,
+    source: EventSource,
     key: dg.AssetKey,
     fq: str,
     days: list[date],
@@ -53,147 +58,132 @@ def reconcile_result(
     settings: Settings,
     clock: Clock,
 ) -> tuple[dg.AssetCheckResult, dg.AssetCheckResult]:
-    """(``reconciles_with_pendo``, ``reconciles_young_days``) results for ``days``."""
-    sums = "coalesce(sum(num_events), 0)" if not source.per_event else "NULL"
+    """(``reconciles_with_pendo``, ``reconciles_young_days``) results for ``days``: our totals
+    and Pendo's, asked (or remembered) here, judged by ``pendo.reconciliation``."""
+    sums = "NULL" if source.per_event else "coalesce(sum(num_events), 0)"
     found = wh.query(
         f"SELECT day, count(*), {sums} FROM {fq} WHERE day BETWEEN ? AND ? GROUP BY day",
         day_span(days),
     )
-    empty = (0, 0 if not source.per_event else None)
-    ours = {d: (n, s) for d, n, s in found}
+    wanted = set(days)
+    ours = {d: (n, s) for d, n, s in found if d in wanted}
     final = final_days(days, settings, clock)
-    # Final days that agreed before and whose rows are unchanged need no question to Pendo.
     known = remembered(wh, source, sorted(final))
-    settled = {d for d in final if d in known and tuple(known[d]) == tuple(ours.get(d, empty))}
+    settled = rec.settled_days(source, final, known, ours)
     asked = [d for d in days if d not in settled]
     # Asked during this run's load (concurrently with the other sources), or asked now.
     rows = {d: n for d, (n, _) in ours.items()}  # what a per-event window count is held to
     ready = pendo.prefetched_totals(source, asked) if asked else ({}, [])
     theirs, failures = ready or try_day_totals(pendo.client, source, asked, pendo.options, rows)
-    for d in settled:
-        theirs[d] = DayTotals(*known[d])
-    differing = [
-        d for d in days if d in theirs and not theirs[d].agrees(source, ours.get(d, empty))
-    ]
-    # Young days still move at Pendo: ask once more before calling it a difference.
-    young = [d for d in differing if d not in final]
+    theirs = {**theirs, **{d: DayTotals(*known[d]) for d in settled}}
     again: dict[date, DayTotals] = {}
-    if young:
-        again, more_failures = try_day_totals(pendo.client, source, young, pendo.options, rows)
-        failures += more_failures
-    still_young = [
-        d for d in young if d in again and not again[d].agrees(source, ours.get(d, empty))
-    ]
-    bad_final = [d for d in differing if d in final]
-    remember(
-        wh,
-        source,
-        {
-            d: ours.get(d, empty)
-            for d in final
-            if d in theirs and d not in settled and d not in bad_final
-        },
-    )
-    not_asked = sorted(d for d in days if d not in theirs or (d in young and d not in again))
+    if young := rec.ask_again(source, days, final, theirs, ours):
+        again, more = try_day_totals(pendo.client, source, young, pendo.options, rows)
+        failures = [*failures, *more]
+    verdict = rec.judge(source, days, ours, theirs, again, final, settled, failures)
+    remember(wh, source, verdict.to_remember)
+    return check_results(verdict, source, key, settings.final_after_days)
 
-    rows = []
-    for d in days:
-        n, s = ours.get(d, empty)
-        t, t2 = theirs.get(d), again.get(d)
-        if d in not_asked:
-            verdict = "could not ask Pendo"
-        elif d in bad_final:
-            verdict = "DIFFERS (final)"
-        elif d in still_young:
-            verdict = "differs (young, still changing)"
-        elif d in settled:
-            verdict = "ok (agreed before, unchanged: not asked again)"
-        else:
-            verdict = "ok"
-        rows.append(
-            (
-                str(d),
-                "final" if d in final else "young",
-                n,
-                t.rows if t else "-",
-                "-" if source.per_event else s,
-                "-" if source.per_event or t is None else t.num_events,
-                f"{t2.rows} / {'-' if source.per_event else t2.num_events}" if t2 else "-",
-                verdict,
-            )
-        )
-    header = [
-        "day",
-        "age",
-        "warehouse rows",
-        "Pendo rows",
-        "warehouse numEvents",
-        "Pendo numEvents",
-        "Pendo asked again (rows / numEvents)",
-        "result",
-    ]
-    table = dg.MetadataValue.md(markdown_table(header, rows))
-    young_meta = [
-        {
-            "day": d.isoformat(),
-            "warehouse_rows": ours.get(d, empty)[0],
-            "pendo_rows": again[d].rows,
-            "warehouse_num_events": ours.get(d, empty)[1],
-            "pendo_num_events": again[d].num_events,
-            "pendo_rows_first_ask": theirs[d].rows,
-        }
-        for d in still_young
-    ]
-    checked_final = [d for d in days if d in final and d in theirs]
+
+def _day_row(v: rec.DayVerdict, per_event: bool) -> tuple:
+    t, t2 = v.theirs, v.again
+    return (
+        str(v.day),
+        "final" if v.final else "young",
+        v.ours[0],
+        t.rows if t else "-",
+        "-" if per_event else v.ours[1],
+        "-" if per_event or t is None else t.num_events,
+        f"{t2.rows} / {'-' if per_event else t2.num_events}" if t2 else "-",
+        v.outcome.value,
+    )
+
+
+_HEADER = [
+    "day",
+    "age",
+    "warehouse rows",
+    "Pendo rows",
+    "warehouse numEvents",
+    "Pendo numEvents",
+    "Pendo asked again (rows / numEvents)",
+    "result",
+]
+
+
+def check_results(
+    verdict: rec.Verdict, source: EventSource, key: dg.AssetKey, final_after_days: int
+) -> tuple[dg.AssetCheckResult, dg.AssetCheckResult]:
+    """The verdict as the two checks' results: the blocking one fails only on final days."""
+    rows = [_day_row(v, source.per_event) for v in verdict.days]
+    table = dg.MetadataValue.md(markdown_table(_HEADER, rows))
+    days = [v.day for v in verdict.days]
+    checked, failed = verdict.checked_final, verdict.failed_final
     blocking = result(
         key,
         RECONCILES,
-        not bad_final,
+        verdict.passed,
         metadata={
             "days": table,
-            "days_checked": dg.MetadataValue.int(len(checked_final)),
-            "final_after_days": dg.MetadataValue.int(settings.final_after_days),
-            "failed_days": dg.MetadataValue.json([d.isoformat() for d in bad_final]),
-            "warehouse_rows": dg.MetadataValue.int(sum(v[0] for v in ours.values())),
-            "pendo_rows": dg.MetadataValue.int(sum(t.rows for t in theirs.values())),
-            "days_not_asked_again": dg.MetadataValue.int(len(settled)),
+            "days_checked": dg.MetadataValue.int(len(checked)),
+            "final_after_days": dg.MetadataValue.int(final_after_days),
+            "failed_days": dg.MetadataValue.json([d.isoformat() for d in failed]),
+            "warehouse_rows": dg.MetadataValue.int(sum(v.ours[0] for v in verdict.days)),
+            "pendo_rows": dg.MetadataValue.int(
+                sum(v.theirs.rows for v in verdict.days if v.theirs)
+            ),
+            "days_not_asked_again": dg.MetadataValue.int(len(verdict.settled)),
         },
-        description=_blocking_description(source, days, checked_final, bad_final, settings),
+        description=_blocking_description(source, days, checked, failed, final_after_days),
     )
+    changing = verdict.young_changing
     parts = []
-    if still_young:
+    if changing:
         parts.append(
-            f"Young days still changing at Pendo: {name_days(still_young)} differ from Pendo "
-            f"even when asked again (expected within PENDO_FINAL_AFTER_DAYS="
-            f"{settings.final_after_days} days; the daily refresh reloads them)"
+            f"Young days still changing at Pendo: {name_days([v.day for v in changing])} differ "
+            f"from Pendo even when asked again (expected within PENDO_FINAL_AFTER_DAYS="
+            f"{final_after_days} days; the daily refresh reloads them)"
         )
-    for w, exc in failures:
-        if set(w) & set(not_asked):
-            parts.append(f"could not reconcile {name_days(w)}: {exc}")
+    parts += [f"could not reconcile {name_days(w)}: {exc}" for w, exc in verdict.unanswered]
     warning = result(
         key,
         YOUNG,
         not parts,
         metadata={
             "days": table,
-            "young_days": dg.MetadataValue.json([d.isoformat() for d in days if d not in final]),
-            "young_days_differing": dg.MetadataValue.json(young_meta),
-            "days_not_reconciled": dg.MetadataValue.json([d.isoformat() for d in not_asked]),
+            "young_days": dg.MetadataValue.json([d.isoformat() for d in verdict.young]),
+            "young_days_differing": dg.MetadataValue.json(
+                [
+                    {
+                        "day": v.day.isoformat(),
+                        "warehouse_rows": v.ours[0],
+                        "pendo_rows": v.again.rows,
+                        "warehouse_num_events": v.ours[1],
+                        "pendo_num_events": v.again.num_events,
+                        "pendo_rows_first_ask": v.theirs.rows,
+                    }
+                    for v in changing
+                    if v.again and v.theirs
+                ]
+            ),
+            "days_not_reconciled": dg.MetadataValue.json(
+                [d.isoformat() for d in verdict.not_asked]
+            ),
         },
         description=". ".join(parts)
-        or f"Every young day agrees with Pendo ({len(days) - len(checked_final)} checked)",
+        or f"Every young day agrees with Pendo ({len(days) - len(checked)} checked)",
     )
     return blocking, warning
 
 
 def _blocking_description(
-    source: Source,
+    source: EventSource,
     days: list[date],
     checked: list[date],
     bad: list[date],
-    settings: Settings,
+    final_after_days: int,
 ) -> str:
-    limit = f"PENDO_FINAL_AFTER_DAYS={settings.final_after_days}"
+    limit = f"PENDO_FINAL_AFTER_DAYS={final_after_days}"
     if bad:
         return (
             f"Warehouse differs from Pendo on {name_days(bad)} (final days, older than "

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from pendo_assets.catalog import SOURCES_BY_NAME
+from pendo_assets.catalog import SOURCES_BY_NAME, EntitySource
 from pendo_assets.emulator.entities import entity_rows, iter_visitors_json
 from pendo_assets.emulator.events import activity, hour_parts
 from pendo_assets.emulator.expressions import (
@@ -181,7 +181,7 @@ def parse_request(body: bytes | str | dict, sub: Subscription) -> Query:
         raise AggregationError(f"unknown source: {name}")
     if params is not None and not isinstance(params, dict):
         raise AggregationError(f"parameters of source {name} must be an object or null")
-    if source.rest is not None:
+    if isinstance(source, EntitySource) and source.rest is not None:
         raise AggregationError(f"unknown source: {name}")  # a REST list, not an aggregation
     params = params or {}
     _check_params(name, params, sub)

@@ -1,8 +1,8 @@
 """Row generators for the entity sources (accounts, visitors, pages, features, guides, ...).
 
-Generators are keyed by the catalog's ``Source.name`` in ``ENTITY_GENERATORS``. Visitors are
-derived from a cheap per-index hash (not a ``Random`` each) so a million of them stream fast;
-the other entities are small and use one ``Random`` per row.
+Generators are named by the catalog's ``EntitySource.emulator`` in ``ENTITY_GENERATORS``.
+Visitors are derived from a cheap per-index hash (not a ``Random`` each) so a million of them
+stream fast; the other entities are small and use one ``Random`` per row.
 """
 
 from __future__ import annotations
@@ -477,7 +477,7 @@ def entity_rows(
     sub: Subscription, source_name: str, app_ids: tuple[int, ...] | None = None
 ) -> Iterable[dict]:
     """Rows of an entity source; app-scoped ones only for ``app_ids`` (default: all apps)."""
-    rows = ENTITY_GENERATORS[source_name](sub, app_ids)
+    rows = ENTITY_GENERATORS[SOURCES_BY_NAME[source_name].emulator](sub, app_ids)
     changes = [c for c in sub.tag_changes if c.source == source_name]
     if changes:
         rows = _with_tag_changes(sub, rows, changes, app_ids)

@@ -1,4 +1,4 @@
-"""Row generators for the event sources, keyed by the catalog's ``Source.name``.
+"""Row generators for the event sources, named by the catalog's ``EventSource.emulator``.
 
 One (app, local day) first gets its *activity*: the visitors active that day and their
 sessions (server, IP, user agent, volume, and the one UTC hour the session is filed under).
@@ -359,7 +359,7 @@ def _retagged(sub, source_name, app_id, day, sessions, pairs: Pairs, changes: li
     tag has rows from some sessions; an edited (widened) tag counts one more event on its rows
     and gains rows from some other sessions. Days a dirty tag has not reached stay as they were.
     """
-    tag_field = SOURCES_BY_NAME[source_name].id_field
+    tag_field = SOURCES_BY_NAME[source_name].tag_field
     day_ms = sub.local_midnight_ms(day)
     for change in changes:
         tag_id = tag_change_id(sub, change)
@@ -391,14 +391,14 @@ def _retagged(sub, source_name, app_id, day, sessions, pairs: Pairs, changes: li
 
 EventGenerator = Callable[["Subscription", int, date, tuple[Session, ...], random.Random], Pairs]
 
-# Keyed by catalog Source.name.
+# Keyed by the catalog's ``EventSource.emulator``: sources of one shape can share a generator.
 EVENT_GENERATORS: dict[str, EventGenerator] = {
-    "events": _events,
-    "pageEvents": _page_events,
-    "featureEvents": _feature_events,
-    "trackEvents": _track_events,
-    "guideEvents": _guide_events,
-    "pollEvents": _poll_events,
+    "activity": _events,
+    "page_views": _page_events,
+    "feature_clicks": _feature_events,
+    "track_calls": _track_events,
+    "guide_story": _guide_events,
+    "poll_answers": _poll_events,
 }
 
 
@@ -412,7 +412,7 @@ def _grain_key(row: dict, grain: tuple[str, ...]) -> tuple:
 @functools.lru_cache(maxsize=256)
 def day_rows(sub: Subscription, source_name: str, app_id: int, day: date) -> tuple:
     """(hour ms, row) pairs of one event source, app and local day (cached; don't mutate)."""
-    generator = EVENT_GENERATORS[source_name]
+    generator = EVENT_GENERATORS[SOURCES_BY_NAME[source_name].emulator]
     sessions = activity(sub, app_id, day)
     if not sessions:
         return ()

@@ -24,9 +24,9 @@ from pathlib import Path
 from pendo_assets.catalog import ANALYTICS_SCHEMA
 from pendo_assets.marts.models import FirstSeen, Mart
 from pendo_assets.pendo.days import windows
+from pendo_assets.warehouse.side_tables import SideTable
 from pendo_assets.warehouse.store import Warehouse
 
-FOLDED_DAYS = f"{ANALYTICS_SCHEMA}.first_seen_days"
 FOLD_SQL = Path(__file__).with_name("first_seen_fold.sql")
 # Days whose pairs moved in the fold: the old and the new first day of each changed pair.
 _MOVED = """SELECT d, count(*) FROM (
@@ -54,18 +54,45 @@ def _fold_steps(**names: str) -> dict[str, str]:
     return {n: sql.format(**names) for n, sql in _fold_sql().items()}
 
 
+def first_seen_table(fs: FirstSeen) -> SideTable:
+    who = fs.who.removesuffix("_id")
+    subject = fs.id_column.removesuffix("_id")
+    return SideTable(
+        schema=ANALYTICS_SCHEMA,
+        name=fs.table,
+        description=f"One row per ({who}, {subject}) pair ever seen in the events, with the "
+        "first loaded day it was seen on: what splits first-time from returning in the daily "
+        "marts. Folded in by the marts that read it, in the transaction that writes their days.",
+        columns={
+            fs.who: ("VARCHAR", f"The {who}"),
+            fs.id_column: ("VARCHAR", f"The {subject}"),
+            "first_day": ("DATE", "First loaded day the pair was seen on"),
+        },
+        not_null=frozenset({"first_day"}),
+    )
+
+
+FOLDED = SideTable(
+    schema=ANALYTICS_SCHEMA,
+    name="first_seen_days",
+    description="One row per first-seen table and event day folded into it, with the day's "
+    "fingerprint then: a day whose rows changed since (or a day never folded) is folded again "
+    "by the next mart run that reads the table.",
+    columns={
+        "subject": ("VARCHAR", "The first-seen table"),
+        "day": ("DATE", "The folded event day"),
+        "row_count": ("BIGINT", "Event rows of the day when folded"),
+        "sum_events": ("HUGEINT", "Sum the fingerprint takes of the day's rows when folded"),
+    },
+)
+
+
 def _ensure(con, fs: FirstSeen) -> str:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {ANALYTICS_SCHEMA}")
-    table = f"{ANALYTICS_SCHEMA}.{fs.table}"
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {table} "
-        f"({fs.who} VARCHAR, {fs.id_column} VARCHAR, first_day DATE NOT NULL)"
-    )
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {FOLDED_DAYS} "
-        "(subject VARCHAR, day DATE, row_count BIGINT, sum_events HUGEINT)"
-    )
-    return table
+    table = first_seen_table(fs)
+    con.execute(table.create)
+    con.execute(FOLDED.create)
+    return table.fq
 
 
 def days_to_fold(con, fs: FirstSeen, run_days: Sequence[date]) -> list[date]:
@@ -82,7 +109,7 @@ def days_to_fold(con, fs: FirstSeen, run_days: Sequence[date]) -> list[date]:
     folded = {
         d: (n, s)
         for d, n, s in con.execute(
-            f"SELECT day, row_count, sum_events FROM {FOLDED_DAYS} WHERE subject = ?",
+            f"SELECT day, row_count, sum_events FROM {FOLDED.fq} WHERE subject = ?",
             [fs.subject],
         ).fetchall()
     }
@@ -108,7 +135,7 @@ def fold(con, fs: FirstSeen, run_days: Sequence[date]) -> dict[date, int]:
         who=fs.who,
         id=fs.id_column,
         fingerprint=fs.fingerprint_sql,
-        folded_days=FOLDED_DAYS,
+        folded_days=FOLDED.fq,
     )
     params = {"subject": fs.subject, "days": todo}
     lost: bool | None = None

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 
-from pendo_assets.catalog import Source
+from pendo_assets.catalog import EventSource, Source
 from pendo_assets.pendo import queries
 from pendo_assets.pendo.client import (
     PendoClient,
@@ -33,20 +33,20 @@ Slice = tuple[date, str | None]
 
 
 def tag_scoped(source: Source) -> bool:
-    """Is ``source`` computed from tags (its ``id_field`` a source parameter, as pageId)?"""
-    return source.kind == "event" and source.id_field in source.params
+    """Is ``source`` computed from tags (its ``tag_field`` a source parameter, as pageId)?"""
+    return isinstance(source, EventSource) and source.tag_field is not None
 
 
-def one_tag(source: Source, tag_id: str) -> Source:
+def one_tag(source: EventSource, tag_id: str) -> EventSource:
     """``source`` asked for one tag's rows only (``pageEvents: {"pageId": tag_id}``)."""
     if not tag_scoped(source):
         raise ValueError(f"{source.name} is not scoped by a tag")
-    return dataclasses.replace(source, params={**source.params, source.id_field: tag_id})
+    return dataclasses.replace(source, tag_id=tag_id)
 
 
 def fetch_tag_days(
     client: PendoClient,
-    source: Source,
+    source: EventSource,
     tag_id: str,
     days: list[date],
     opts: FetchOptions,
@@ -57,15 +57,15 @@ def fetch_tag_days(
 
 
 def _window_slices(
-    client: PendoClient, source: Source, days: list[date], opts: FetchOptions
+    client: PendoClient, source: EventSource, days: list[date], opts: FetchOptions
 ) -> dict[Slice, DayTotals]:
     first_ms = local_midnight_ms(days[0], opts.zone)
-    what = f"{source.name} totals by day and {source.id_field} for {days[0]}..{days[-1]}"
-    body = queries.totals_request(source, opts.scope, first_ms, len(days), by=(source.id_field,))
+    what = f"{source.name} totals by day and {source.tag_field} for {days[0]}..{days[-1]}"
+    body = queries.totals_request(source, opts.scope, first_ms, len(days), by=(source.tag_field,))
     rows = client.aggregate(body, what, split_on_timeout=len(days) > 1)
     out: dict[Slice, DayTotals] = {}
     for d, r in grouped_days(rows, days, opts, what):
-        tag = r.get(source.id_field)
+        tag = r.get(source.tag_field)
         out[(d, None if tag is None else str(tag))] = DayTotals(
             int(r.get("rows") or 0), int(r.get("numEvents") or 0)
         )
@@ -73,7 +73,7 @@ def _window_slices(
 
 
 def _ask(
-    client: PendoClient, source: Source, w: list[date], opts: FetchOptions
+    client: PendoClient, source: EventSource, w: list[date], opts: FetchOptions
 ) -> list[tuple[list[date], dict[Slice, DayTotals] | PendoError]]:
     """One window's slices, or why Pendo could not answer; a window over Pendo's memory limit
     or timing out is asked again in halves."""
@@ -90,7 +90,7 @@ def _ask(
 
 def slice_totals(
     client: PendoClient,
-    source: Source,
+    source: EventSource,
     days: list[date],
     opts: FetchOptions,
     ours: dict[date, int] | None = None,

@@ -10,10 +10,26 @@ from __future__ import annotations
 from datetime import date
 
 from pendo_assets.catalog import Source
+from pendo_assets.warehouse.side_tables import SideTable
 from pendo_assets.warehouse.store import Statement, Warehouse
 
-LEDGER_SCHEMA, LEDGER_TABLE = "_state", "reconciled_days"
-LEDGER = f"{LEDGER_SCHEMA}.{LEDGER_TABLE}"
+RECONCILED_DAYS = SideTable(
+    schema="_state",
+    name="reconciled_days",
+    description="One row per event source and final day that agreed with Pendo's own totals, "
+    "with the totals it had then: while the raw table still holds them, reconciliation does "
+    "not ask Pendo about that day again. Written by the `reconciles_with_pendo` check of each "
+    "raw event table; a load that changes a day's rows forgets it in the same transaction.",
+    columns={
+        "source": ("VARCHAR", "Pendo event source (`pageEvents`, ...)"),
+        "day": ("DATE", "Subscription-local day"),
+        "rows": ("BIGINT", "Rows of the day when it agreed"),
+        "num_events": ("BIGINT", "Sum of num_events when it agreed (NULL: per-event sources)"),
+    },
+    primary_key=("source", "day"),
+)
+LEDGER_SCHEMA, LEDGER_TABLE = RECONCILED_DAYS.schema, RECONCILED_DAYS.name
+LEDGER = RECONCILED_DAYS.fq
 
 
 def remembered(wh: Warehouse, source: Source, days: list[date]) -> dict[date, tuple]:
@@ -27,11 +43,7 @@ def remembered(wh: Warehouse, source: Source, days: list[date]) -> dict[date, tu
     return {d: (n, s) for d, n, s in found}
 
 
-_CREATE = (
-    f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}",
-    f"CREATE TABLE IF NOT EXISTS {LEDGER} (source VARCHAR, day DATE, rows BIGINT, "
-    "num_events BIGINT, PRIMARY KEY (source, day))",
-)
+_CREATE = (f"CREATE SCHEMA IF NOT EXISTS {LEDGER_SCHEMA}", RECONCILED_DAYS.create)
 
 
 def forget(source_name: str, days: list[date] | None = None) -> list[Statement]:

@@ -15,25 +15,34 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from pendo_assets.pendo.days import windows
+from pendo_assets.warehouse.side_tables import SideTable
 from pendo_assets.warehouse.store import Statement, Warehouse, quote, run_statement
 
 STATE_SCHEMA = "_state"
-TAG_CHANGES = f"{STATE_SCHEMA}.tag_changes"
+TAG_CHANGES_TABLE = SideTable(
+    schema=STATE_SCHEMA,
+    name="tag_changes",
+    description="One row per tag found new, changed or deleted by a load of its table, pending "
+    "until a repair rewrites that tag's rows of the daily table (then marked repaired, with "
+    "its rows before and after).",
+    columns={
+        "source": ("VARCHAR", "The daily table's source whose rows follow the tag"),
+        "tag_id": ("VARCHAR", "The tag's id"),
+        "change": ("VARCHAR", "new, changed or deleted"),
+        "detected_at": ("TIMESTAMPTZ", "When the load that saw it ran"),
+        "dirty": ("BOOLEAN", "Still being recomputed at the newest load: the repair waits"),
+        "repaired_at": ("TIMESTAMPTZ", "When a repair reloaded its rows; NULL while pending"),
+        "repair_run": ("VARCHAR", "The Dagster run that repaired it"),
+        "rows_before": ("BIGINT", "The tag's rows in the repaired days, before the repair"),
+        "rows_after": ("BIGINT", "... and after it"),
+    },
+)
+TAG_CHANGES = TAG_CHANGES_TABLE.fq
 _PREV = "_tag_watch_previous"
 # Keys of a load's report (materialization metadata) that the repair sensor reads.
 DETECTED, REPAIRS_DUE = "tag_changes_detected", "tag_repairs_due"
 
-CREATE = f"""CREATE TABLE IF NOT EXISTS {TAG_CHANGES} (
-    source VARCHAR,            -- the daily table's source whose rows follow the tag
-    tag_id VARCHAR,
-    change VARCHAR,            -- new | changed | deleted
-    detected_at TIMESTAMPTZ,   -- the load that saw it
-    dirty BOOLEAN,             -- still being recomputed at the newest load: repair waits
-    repaired_at TIMESTAMPTZ,   -- NULL while pending
-    repair_run VARCHAR,
-    rows_before BIGINT,        -- the tag's rows in the repaired days, before and after
-    rows_after BIGINT
-)"""
+CREATE = TAG_CHANGES_TABLE.create
 
 
 @dataclass(frozen=True)
