@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
-from pendo_assets_tests.conftest import TEST_KEY, TIMEZONE, day_truth, loaded
+from pendo_assets_tests.conftest import day_truth, loaded, pendo_at
 
 FIRST = date(2026, 10, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(3)]
@@ -150,13 +150,7 @@ def test_totals_asked_during_the_load_are_asked_source_by_source(fresh_emulator,
 
     started = _record_sources(monkeypatch, resources, "ask_window")
     fresh_emulator.faults.update(latency_base_ms=50)
-    pendo = resources.PendoResource(
-        base_url=fresh_emulator.url,
-        integration_key=TEST_KEY,
-        timezone=TIMEZONE,
-        max_concurrency=2,
-        days_per_request=1,
-    )
+    pendo = pendo_at(fresh_emulator.url, max_concurrency=2, days_per_request=1)
     days = [FIRST + timedelta(days=i) for i in range(4)]
     first, second = SOURCES_BY_NAME["pageEvents"], SOURCES_BY_NAME["featureEvents"]
     try:

@@ -15,7 +15,7 @@ import sys
 import threading
 from datetime import timedelta
 
-from pendo_assets import clock
+from pendo_assets.clock import Clock
 from pendo_assets.emulator.faults import Faults
 from pendo_assets.emulator.server import EmulatorServer
 from pendo_assets.emulator.subscription import Subscription
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-per-day-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
 
-    today = clock.today(args.timezone)
+    today = Clock.from_env().today(args.timezone)
     sub = Subscription(
         first_day=today - timedelta(days=args.days),
         last_day=today,
