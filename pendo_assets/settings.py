@@ -306,7 +306,7 @@ class Settings(dg.ConfigurableResource):
     @property
     def clock(self) -> Clock:
         """The one clock every Dagster reader of "now" uses (see pendo_assets.clock)."""
-        return Clock(date.fromisoformat(self.today) if self.today else None)
+        return Clock(parse_pin(self.today))
 
     @property
     def first_day(self) -> date:
@@ -406,8 +406,7 @@ def load_settings(env: Mapping[str, str] | None = None, today: date | None = Non
             values[name] = spec.parse(raw, spec.var, default_of(name))
     if today is not None:
         values["today"] = today.isoformat()
-    clock = Clock(date.fromisoformat(values["today"]) if values.get("today") else None)
-    today = clock.today()
+    today = Clock(parse_pin(values.get("today"))).today()
 
     # Derived settings, each in one place.
     has_key = bool(env.get("PENDO_INTEGRATION_KEY", "").strip())
