@@ -1,6 +1,8 @@
 """Configuration fails at load time, naming the variable and a valid example."""
 
+import re
 from datetime import date
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from pendo_assets.checks.shared import RECONCILES
 from pendo_assets.settings import (
     DEFAULT_DUCKDB_PATH,
+    WEEKDAYS,
     Settings,
     SettingsError,
     default_of,
@@ -16,6 +19,8 @@ from pendo_assets.settings import (
 )
 
 TODAY = date(2026, 11, 26)
+REPO = Path(__file__).resolve().parents[1]
+DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 KEYED = {"PENDO_INTEGRATION_KEY": "k", "PENDO_START_DATE": "2026-01-01"}
 
 
@@ -209,3 +214,35 @@ def test_a_changed_field_default_is_seen_everywhere(field_defaults, tmp_path):
     recon = dg.AssetCheckKey(dg.AssetKey(["pendo", "page_events"]), RECONCILES)
     spec = next(sp for c in defs.asset_checks for sp in c.check_specs if sp.key == recon)
     assert "PENDO_FINAL_AFTER_DAYS=5 days" in spec.description
+
+
+def _shown(name: str, value) -> str:
+    """A default as the settings table writes it."""
+    if name.endswith("weekday"):
+        return WEEKDAYS[value]
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_settings_table_shows_every_variable_with_its_fields_default():
+    """The docs' settings table names every variable, and the defaults it shows are the
+    fields' (a row that names several variables lists their defaults in the same order)."""
+    rows = [
+        line.split("|")
+        for doc in DOCS
+        for line in doc.read_text().splitlines()
+        if line.startswith("| `PENDO_")
+    ]
+    for name in Settings.model_fields:
+        spec = env_of(name)
+        if spec is None:
+            continue
+        row = next((r for r in rows if f"`{spec.var}`" in r[1]), None)
+        assert row is not None, f"{spec.var} is missing from the settings table"
+        default = default_of(name)
+        if default is None or default == []:
+            continue  # derived, unset or empty: said in words
+        names = [v.strip(" `") for v in row[1].split(",")]
+        shown = re.findall(r"`([^`]*)`", row[-2])[names.index(spec.var)]
+        assert shown == _shown(name, default), spec.var
