@@ -27,6 +27,7 @@ import dagster as dg
 from pendo_assets.clock import ENV as TODAY_VAR
 from pendo_assets.clock import Clock, parse_pin
 from pendo_assets.pendo.queries import MAX_DAYS_PER_REQUEST
+from pendo_assets.warehouse.store import LOCK_WAIT_S
 
 REGION_HOSTS = {
     "us": "https://app.pendo.io",
@@ -250,7 +251,7 @@ class Settings(dg.ConfigurableResource):
     # How long a run waits for another process (an analyst's SQL client) to let go of the file.
     duckdb_lock_wait_s: Annotated[
         float, Env("PENDO_DUCKDB_LOCK_WAIT_S", _between(0.0, 24 * 3600.0))
-    ] = 300.0
+    ] = LOCK_WAIT_S
     include_anonymous: Annotated[bool, Env("PENDO_INCLUDE_ANONYMOUS", _flag)] = True
     apply_exclude_list: Annotated[bool, Env("PENDO_APPLY_EXCLUDE_LIST", _flag)] = True
     drop_columns: Annotated[
