@@ -172,16 +172,21 @@ def _duckdb_path(raw: str, var: str, default: str) -> str:
         raise _bad(
             var, raw, "the file's name must not equal a schema name (pendo, analytics)", default
         )
+    _check_file(path, var, raw, default)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise _bad(var, raw, "the file is not writable", default)
+    return raw
+
+
+def _check_file(path: Path, var: str, raw: str, example: str, why: str = "") -> None:
+    """``path`` is a file (or none yet) in a directory we may write."""
     if path.exists() and path.is_dir():
-        raise _bad(var, raw, "it is a directory, not a file", default)
+        raise _bad(var, raw, "it is a directory, not a file", example)
     probe = path.parent if str(path.parent) else Path(".")
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise _bad(var, raw, f"directory {probe} is not writable", default)
-    if path.exists() and not os.access(path, os.W_OK):
-        raise _bad(var, raw, "the file is not writable", default)
-    return raw
+        raise _bad(var, raw, f"directory {probe} is not writable{why}", example)
 
 
 def _memory_limit(raw: str, var: str, default: str) -> str:
@@ -376,18 +381,8 @@ def _read_path(value: str | None, duckdb_path: str) -> str | None:
             "the file's name must not start with a schema name (pendo, analytics)",
             default_read_path(DEFAULT_DUCKDB_PATH),
         )
-    if path.exists() and path.is_dir():
-        raise _bad(var, value, "it is a directory, not a file", default_read_path(duckdb_path))
-    probe = path.parent if str(path.parent) else Path(".")
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise _bad(
-            var,
-            value,
-            f"directory {probe} is not writable (snapshots are written beside the file)",
-            default_read_path(duckdb_path),
-        )
+    beside = " (snapshots are written beside the file)"
+    _check_file(path, var, value, default_read_path(duckdb_path), beside)
     return value
 
 
