@@ -24,7 +24,7 @@ from pendo_assets.settings import DEMO_HISTORY_DAYS, DEMO_KEY
 DEMO_TIMEZONE = "America/New_York"
 BANNER = "=" * 78
 # `dagster dev` warns on every start that it is superseded by `dg dev` (dagster-dg-cli). We keep
-# `dagster dev` on purpose (README > Development); this filter matches that one message only.
+# `dagster dev` on purpose (docs/development.md); this filter matches that one message only.
 # The warnings of our own code's load are silenced in pendo_assets.quiet.
 QUIET_WARNINGS = "ignore:Function `dev_command` is superseded"
 
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     if config == "kept":
         print(
             f"{env['DAGSTER_HOME']}/dagster.yaml is your own (no pendo-assets marker line), so it "
-            "is kept; deploy/local/dagster.yaml has the batched event log (README > Performance)."
+            "is kept; deploy/local/dagster.yaml has the batched event log (docs/performance.md)."
         )
     enable_event_batching(env)
     emulator = None

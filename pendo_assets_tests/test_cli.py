@@ -5,10 +5,14 @@ import subprocess
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pendo_assets.catalog import ENTITIES, EVENTS
 
 from .conftest import TEST_KEY, materialize_command, project_env
+
+# Left out of `make test-quick`: the README's commands as `dagster` CLI subprocesses.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 

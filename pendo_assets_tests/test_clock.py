@@ -88,6 +88,7 @@ PIN = date(2026, 11, 30)
 PAGE_EVENTS = dg.AssetKey(["pendo", "page_events"])
 
 
+@pytest.mark.slow  # two materializations on the emulator
 def test_every_reader_of_now_follows_the_one_pinned_clock(emulator, make_project):
     """Pin another day where a project takes it (PENDO_TODAY): the partitions, the refresh and
     sweep schedules, the entities' refresh plan, freshness, reconciliation and the emulator
