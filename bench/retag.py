@@ -23,7 +23,6 @@ import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from bench.run import KEY, TIMEZONE, Emulator, Result, latency_history, parse_worker, run_measured
 
@@ -180,16 +179,15 @@ def _rows(db: str) -> int:
 def _differing(url: str, db: str, first: str, last: str) -> int:
     """Days of either table whose rows and numEvents differ from Pendo's own totals."""
     from pendo_assets.catalog import SOURCES_BY_NAME
-    from pendo_assets.pendo.client import PendoClient
     from pendo_assets.pendo.days import days_between
-    from pendo_assets.pendo.fetch import FetchOptions
-    from pendo_assets.pendo.queries import Scope
     from pendo_assets.pendo.totals import try_day_totals
+    from pendo_assets.resources import PendoResource
+    from pendo_assets.settings import Settings
     from pendo_assets.warehouse.store import Warehouse
 
     days = days_between(first, last)
-    opts = FetchOptions(Scope(), ZoneInfo(TIMEZONE), TIMEZONE)
-    client = PendoClient(url, KEY)
+    pendo = PendoResource(settings=Settings(base_url=url, timezone=TIMEZONE), integration_key=KEY)
+    opts, client = pendo.options, pendo.client
     wh = Warehouse(db)
     bad = 0
     for name in ("pageEvents", "featureEvents"):

@@ -150,7 +150,7 @@ def latency_history(args) -> tuple[int, float, date, date, dict]:
     up to yesterday, behind the latency model of 50 ms + 50 ms per day asked, warmed."""
     days = 14 if args.quick else 365
     scale = 0.2 if args.quick else 1.0
-    today = clock.today()
+    today = clock.Clock.from_env().today()
     last = today - timedelta(days=1)
     first = last - timedelta(days=days - 1)
     spec = {
@@ -397,7 +397,7 @@ def mode_ingest(args) -> tuple[list[Result], list[str]]:
 
 def mode_visitors(args) -> tuple[list[Result], list[str]]:
     n = 20_000 if args.quick else 1_000_000
-    today = clock.today()
+    today = clock.Clock.from_env().today()
     spec = {
         "first_day": str(today - timedelta(days=3)),
         "last_day": str(today),
@@ -515,7 +515,7 @@ def mode_refresh(args) -> tuple[list[Result], list[str]]:
 def mode_publish(args) -> tuple[list[Result], list[str]]:
     """Publish time beside run time: the year's backfill, then the snapshot of its warehouse."""
     days = 14 if args.quick else 365
-    last = clock.today() - timedelta(days=1)
+    last = clock.Clock.from_env().today() - timedelta(days=1)
     first = last - timedelta(days=days - 1)
     spec = {"first_day": str(first - timedelta(days=1)), "last_day": str(last + timedelta(days=1)),
             "scale": 0.2 if args.quick else 1.0, "key": KEY, "timezone": TIMEZONE,
@@ -684,7 +684,7 @@ def main(argv: list[str] | None = None) -> int:
     # the subscription's date, not the machine's, or a range ending "yesterday" could name a
     # day the project's partitions do not have yet (the machine's date runs ahead of New York's
     # for five hours every night).
-    os.environ.setdefault(clock.ENV, clock.today(TIMEZONE).isoformat())
+    os.environ.setdefault(clock.ENV, clock.Clock.from_env().today(TIMEZONE).isoformat())
     results, notes = MODES[args.mode](args)
     print(f"mode: {args.mode}{' (quick)' if args.quick else ''}")
     for note in notes:

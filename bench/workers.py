@@ -156,15 +156,18 @@ def duckdb_ingest(dir: str) -> dict:  # noqa: A002
 # -- the project ---------------------------------------------------------------------------
 
 
-def _options():
-    from pendo_assets.pendo.fetch import FetchOptions
-    from pendo_assets.pendo.queries import Scope
+def _pendo(url: str = "http://127.0.0.1:9"):
+    """The project's Pendo resource on ``url``: its client and options, settings at their
+    defaults (the Settings resource's fields)."""
+    from pendo_assets.resources import PendoResource
+    from pendo_assets.settings import Settings
 
-    return FetchOptions(
-        scope=Scope(app_ids=None, include_anonymous=True, apply_exclude_list=True),
-        zone=ZoneInfo(TIMEZONE),
-        zone_name=TIMEZONE,
-    )
+    settings = Settings(base_url=url, timezone=TIMEZONE)
+    return PendoResource(settings=settings, integration_key=KEY)
+
+
+def _options():
+    return _pendo().options
 
 
 def project_ingest(dir: str) -> dict:  # noqa: A002
@@ -215,12 +218,11 @@ def project_visitors(url: str, duckdb: str, day: str) -> dict:
     """Entities through the project's paged fetch, one event day, then that enriched day."""
     from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA, SOURCES_BY_NAME
     from pendo_assets.enriched_sql import enriched_query
-    from pendo_assets.pendo.client import PendoClient
     from pendo_assets.pendo.fetch import fetch_days, fetch_entity
     from pendo_assets.pendo.tables import declared_types
     from pendo_assets.warehouse.store import Warehouse, stage
 
-    client = PendoClient(url, KEY)
+    client = _pendo(url).client
     opts = _options()
     staging = Path(tempfile.mkdtemp(prefix="bench-visitors-"))
     wh = Warehouse(duckdb)
@@ -309,14 +311,13 @@ def refresh_visitors(url: str, duckdb: str, full: bool, at: str, margin_min: int
         RAW_SCHEMA,
         SOURCES_BY_NAME,
     )
-    from pendo_assets.pendo.client import PendoClient
     from pendo_assets.pendo.fetch import fetch_entity
     from pendo_assets.pendo.tables import declared_types
     from pendo_assets.warehouse.history import apply_history
     from pendo_assets.warehouse.store import Warehouse, stage
 
     source = SOURCES_BY_NAME["visitors"]
-    client = PendoClient(url, KEY)
+    client = _pendo(url).client
     staging = Path(tempfile.mkdtemp(prefix="bench-refresh-"))
     wh = Warehouse(duckdb)
     since = None

@@ -125,10 +125,10 @@ def refresh_selection(
 def lookback_range(settings: Settings, now: datetime) -> tuple[str, str] | None:
     """First and last partition key of the last ``lookback_days`` complete local days at
     ``now`` (today is partial and is not a partition yet), clipped to PENDO_START_DATE."""
-    last = now.astimezone(settings.zone).date() - timedelta(days=1)
-    if last < settings.start_date:
+    last = settings.clock.at(now).astimezone(settings.zone).date() - timedelta(days=1)
+    if last < settings.first_day:
         return None
-    start = max(settings.start_date, last - timedelta(days=settings.lookback_days - 1))
+    start = max(settings.first_day, last - timedelta(days=settings.lookback_days - 1))
     return start.isoformat(), last.isoformat()
 
 
@@ -231,10 +231,10 @@ def build_tag_repair_sensor(
 
 def sweep_range(settings: Settings, now: datetime) -> tuple[str, str] | None:
     """Every complete local day from PENDO_START_DATE to yesterday at ``now``."""
-    last = now.astimezone(settings.zone).date() - timedelta(days=1)
-    if last < settings.start_date:
+    last = settings.clock.at(now).astimezone(settings.zone).date() - timedelta(days=1)
+    if last < settings.first_day:
         return None
-    return settings.start_date.isoformat(), last.isoformat()
+    return settings.start_date, last.isoformat()
 
 
 def build_sweep_schedule(settings: Settings, events_op: str, job) -> dg.ScheduleDefinition:

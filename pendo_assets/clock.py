@@ -1,19 +1,21 @@
-"""The project's clock: what "today" and "now" are, with one override for reproducible runs.
+"""The project's one clock: what "today" and "now" are, with one pin for reproducible runs.
 
-``PENDO_TODAY=YYYY-MM-DD`` pins today's date for every process that reads it: settings (the
-demo history and the start-date check), `make dev`, the emulator (its history and which of
-its days are still live), the daily partitions (the last one is the day before), and the
-freshness checks. The instant it pins is noon of that day in the zone asked for, so a pinned
-run never depends on the hour it was started. Unset, both follow the machine's clock.
+``PENDO_TODAY=YYYY-MM-DD`` pins today's date. Dagster code reads the clock the ``Settings``
+resource carries (``settings.clock``: the partitions, the refresh plan and schedules,
+freshness, reconciliation); processes without settings (the emulator, `make dev`, the bench)
+read ``Clock.from_env()``: both come from the same variable, so every process agrees. The
+instant a pinned clock gives is noon of that day in the zone asked for, so a pinned run never
+depends on the hour it was started. Unpinned, the clock follows the machine's.
 
-The test suite pins it (``pendo_assets_tests/conftest.py``) so its ranges, the emulator's data
-and every subprocess (`dagster` CLI, `dagster dev`) agree whatever the date is.
+The test suite pins it once (``pendo_assets_tests/conftest.py``) so its ranges, the emulator's
+data and every subprocess (`dagster` CLI, `dagster dev`) agree whatever the date is.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, tzinfo
 from zoneinfo import ZoneInfo
 
@@ -21,9 +23,9 @@ ENV = "PENDO_TODAY"
 PINNED_HOUR = time(12, 0)
 
 
-def pinned() -> date | None:
-    """The pinned date, or None when the machine's clock rules; a bad value fails loudly."""
-    raw = os.environ.get(ENV, "").strip()
+def parse_pin(raw: str | None) -> date | None:
+    """``PENDO_TODAY``'s date, or None when unset; a bad value fails naming the variable."""
+    raw = (raw or "").strip()
     if not raw:
         return None
     try:
@@ -38,26 +40,36 @@ def _zone(zone: tzinfo | str | None) -> tzinfo | None:
     return ZoneInfo(zone) if isinstance(zone, str) else zone
 
 
-def now(zone: tzinfo | str | None = None) -> datetime:
-    """The current instant in ``zone`` (local time when None); noon of the pinned day if set."""
-    tz = _zone(zone)
-    day = pinned()
-    if day is None:
-        return datetime.now(tz)
-    at = datetime.combine(day, PINNED_HOUR, tzinfo=tz)
-    return at if tz is not None else at.astimezone()
+@dataclass(frozen=True)
+class Clock:
+    """The machine's clock, or a pinned day. Calling it gives the current instant in UTC, so
+    it is what checks that depend on a day's age take."""
 
+    pinned: date | None = None
 
-def today(zone: tzinfo | str | None = None) -> date:
-    """Today's date in ``zone`` (the machine's zone when None), or the pinned date."""
-    day = pinned()
-    return day if day is not None else datetime.now(_zone(zone)).date()
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Clock:
+        return cls(parse_pin((os.environ if env is None else env).get(ENV)))
 
+    def now(self, zone: tzinfo | str | None = None) -> datetime:
+        """The current instant in ``zone`` (local time when None); noon of the pinned day."""
+        tz = _zone(zone)
+        if self.pinned is None:
+            return datetime.now(tz)
+        at = datetime.combine(self.pinned, PINNED_HOUR, tzinfo=tz)
+        return at if tz is not None else at.astimezone()
 
-# Checks that depend on a day's age take a ``Clock`` (tests pass a fixed one).
-Clock = Callable[[], datetime]
+    def today(self, zone: tzinfo | str | None = None) -> date:
+        """Today's date in ``zone`` (the machine's zone when None), or the pinned date."""
+        return self.pinned if self.pinned is not None else datetime.now(_zone(zone)).date()
 
+    def at(self, instant: datetime) -> datetime:
+        """``instant`` (a schedule's tick) as this clock sees it. A pinned clock stands still
+        at its day (the partitions end there too): a later tick is read as the pinned noon; an
+        earlier one (a replayed morning) keeps its own time."""
+        if self.pinned is None:
+            return instant
+        return min(instant, self.now(instant.tzinfo or UTC))
 
-def system_clock() -> datetime:
-    """The current instant, timezone-aware (UTC); noon of the pinned day if PENDO_TODAY is set."""
-    return now(UTC)
+    def __call__(self) -> datetime:
+        return self.now(UTC)

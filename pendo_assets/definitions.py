@@ -20,7 +20,6 @@ from pendo_assets.assets.report import build_report_asset
 from pendo_assets.assets.state import state_assets
 from pendo_assets.automation import build_automation, build_history_repair, refresh_selection
 from pendo_assets.checks import all_checks
-from pendo_assets.clock import Clock, system_clock
 from pendo_assets.freshness import build_freshness
 from pendo_assets.instance import enable_event_batching, freeze_loaded_objects
 from pendo_assets.partitions import daily_partitions
@@ -32,8 +31,8 @@ from pendo_assets.warehouse.io_manager import DuckDBWarehouseIOManager, Warehous
 log = logging.getLogger("pendo_assets")
 
 
-def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Definitions:
-    """``clock`` is "now" for checks that depend on a day's age (tests pin it)."""
+def build_definitions(settings: Settings) -> dg.Definitions:
+    """Everything built from ``settings``, whose clock is every reader's "now"."""
     partitions = daily_partitions(settings)
     if settings.has_integration_key:
         key = dg.EnvVar("PENDO_INTEGRATION_KEY")
@@ -47,12 +46,7 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
             "PENDO_REGION and PENDO_START_DATE to load your subscription.",
             settings.base_url,
         )
-    warehouse = WarehouseResource(
-        database=settings.duckdb_path,
-        memory_limit=settings.duckdb_memory_limit,
-        read_path=settings.duckdb_read_path,
-        lock_wait_s=settings.duckdb_lock_wait_s,
-    )
+    warehouse = WarehouseResource(settings=settings)
     assets = [
         *raw_assets(settings, partitions),
         *enriched_assets(settings, partitions),
@@ -79,11 +73,11 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
     state = with_reader_note([state_assets()], settings.duckdb_read_path)
     return dg.Definitions(
         assets=[*assets, *state],
-        asset_checks=[*all_checks(settings, clock), freshness_checks],
+        asset_checks=[*all_checks(settings), freshness_checks],
         schedules=[*schedules, *repair_schedules],
         sensors=[*sensors, *repair_sensors, freshness_sensor],
         resources={
-            "pendo": PendoResource.from_settings(settings, key),
+            "pendo": PendoResource(settings=settings, integration_key=key),
             "warehouse": warehouse,
             "warehouse_io_manager": DuckDBWarehouseIOManager(resource=warehouse),
         },

@@ -17,7 +17,7 @@ from datetime import timedelta
 
 from dotenv import dotenv_values
 
-from pendo_assets import clock
+from pendo_assets.clock import Clock
 from pendo_assets.instance import enable_event_batching, write_local_config
 from pendo_assets.settings import DEMO_HISTORY_DAYS, DEMO_KEY
 
@@ -60,7 +60,7 @@ def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
 
 def demo_env(env: dict[str, str], url: str) -> dict[str, str]:
-    today = clock.today()
+    today = Clock.from_env().today()
     return {
         **env,
         "PENDO_DEMO": "1",

@@ -20,7 +20,6 @@ from dagster._core.definitions.asset_checks.asset_check_factories.utils import (
     FRESHNESS_PARAMS_METADATA_KEY,
 )
 
-from pendo_assets import clock
 from pendo_assets.pendo.days import partition_dates
 from pendo_assets.settings import Settings
 
@@ -48,7 +47,7 @@ def freshness_result(
 ) -> dg.AssetCheckResult:
     expected, fresh_until = expected_day(now)
     due = f"{expected} (due by {DEADLINE:%H:%M} {settings.timezone})"
-    if expected < settings.start_date:
+    if expected < settings.first_day:
         passed, text = True, f"No day is due yet (PENDO_START_DATE is {settings.start_date})"
     elif newest is None:
         passed, text = False, f"No day loaded yet; expected the newest to be {due}"
@@ -97,7 +96,7 @@ def build_freshness_checks(
 
     @dg.multi_asset_check(specs=specs, can_subset=True, name="pendo_freshness")
     def _freshness(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
-        now = clock.now(settings.zone)
+        now = settings.clock.now(settings.zone)
         for check_key in sorted(context.selected_asset_check_keys, key=str):
             key = check_key.asset_key
             yield freshness_result(key, newest_day(context.instance, key), now, settings)

@@ -25,3 +25,11 @@ warnings.filterwarnings(
     message=r"Function `build_sensor_for_freshness_checks` is superseded",
     category=FutureWarning,
 )
+# The Pendo and warehouse resources carry the Settings resource (nested resources, the one
+# place configuration lives); initialising a nested resource makes Dagster 1.13 read its own
+# deprecated InitResourceContext.dagster_run (dagster/_core/execution/context/init.py).
+warnings.filterwarnings(
+    "ignore",
+    message=r"InitResourceContext\.dagster_run is deprecated",
+    category=DeprecationWarning,
+)

@@ -11,7 +11,6 @@ import itertools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date
-from zoneinfo import ZoneInfo
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -21,24 +20,16 @@ from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import ENTITY_PAGE_FLOOR, ENTITY_PAGE_SIZE, FetchOptions
 from pendo_assets.pendo.queries import Scope
 from pendo_assets.pendo.totals import ask_window, collect, totals_windows
-from pendo_assets.settings import Settings, parse_app_ids
+from pendo_assets.settings import Settings
 
 
 class PendoResource(dg.ConfigurableResource):
-    """Talks to Pendo's Aggregation API (or the embedded emulator in demo mode)."""
+    """Talks to Pendo's Aggregation API (or the embedded emulator in demo mode), as the
+    ``settings`` resource says: the client and the Pendo layer's options derive from it."""
 
-    base_url: str
+    settings: Settings
     integration_key: str
-    app_ids: str = "*"
-    timezone: str = "UTC"
-    include_anonymous: bool = True
-    apply_exclude_list: bool = True
-    drop_columns: list[str] = []
-    max_concurrency: int = 8
-    days_per_request: int = 30
-    request_timeout_s: float = 300.0
-    max_retries: int = 6
-    backoff_base_s: float = 1.0
+    # Not settings: tests and benches shrink them to page small entity tables.
     entity_page_size: int = ENTITY_PAGE_SIZE
     entity_page_floor: int = ENTITY_PAGE_FLOOR
 
@@ -52,34 +43,18 @@ class PendoResource(dg.ConfigurableResource):
     _totals_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _totals_order: itertools.count = PrivateAttr(default_factory=itertools.count)
 
-    @classmethod
-    def from_settings(cls, settings: Settings, integration_key) -> PendoResource:
-        return cls(
-            base_url=settings.base_url,
-            integration_key=integration_key,
-            app_ids="*" if settings.app_ids is None else ",".join(map(str, settings.app_ids)),
-            timezone=settings.timezone,
-            include_anonymous=settings.include_anonymous,
-            apply_exclude_list=settings.apply_exclude_list,
-            drop_columns=sorted(settings.drop_columns),
-            max_concurrency=settings.max_concurrency,
-            days_per_request=settings.days_per_request,
-            request_timeout_s=settings.request_timeout_s,
-            max_retries=settings.max_retries,
-            backoff_base_s=settings.retry_backoff_s,
-        )
-
     @property
     def client(self) -> PendoClient:
         # One client per resource instance, so one bound on requests in flight per run.
         if self._client is None:
+            s = self.settings
             self._client = PendoClient(
-                self.base_url,
+                s.base_url,
                 self.integration_key,
-                timeout_s=self.request_timeout_s,
-                max_retries=self.max_retries,
-                max_concurrency=self.max_concurrency,
-                backoff_base_s=self.backoff_base_s,
+                timeout_s=s.request_timeout_s,
+                max_retries=s.max_retries,
+                max_concurrency=s.max_concurrency,
+                backoff_base_s=s.retry_backoff_s,
             )
         return self._client
 
@@ -147,19 +122,20 @@ class PendoResource(dg.ConfigurableResource):
 
     @property
     def options(self) -> FetchOptions:
-        """The typed fetch options, parsed from the fields once per resource instance."""
+        """The Pendo layer's options, derived from the settings once per resource instance."""
         if self._options is None:
+            s = self.settings
             self._options = FetchOptions(
                 scope=Scope(
-                    app_ids=parse_app_ids(self.app_ids),
-                    include_anonymous=self.include_anonymous,
-                    apply_exclude_list=self.apply_exclude_list,
+                    app_ids=None if s.app_ids is None else tuple(s.app_ids),
+                    include_anonymous=s.include_anonymous,
+                    apply_exclude_list=s.apply_exclude_list,
                 ),
-                zone=ZoneInfo(self.timezone),
-                zone_name=self.timezone,
-                drop_columns=frozenset(self.drop_columns),
-                days_per_request=self.days_per_request,
-                max_concurrency=self.max_concurrency,
+                zone=s.zone,
+                zone_name=s.timezone,
+                drop_columns=frozenset(s.drop_columns),
+                days_per_request=s.days_per_request,
+                max_concurrency=s.max_concurrency,
                 entity_page_size=self.entity_page_size,
                 entity_page_floor=self.entity_page_floor,
             )

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -19,20 +19,31 @@ import pytest
 from pendo_assets import clock
 from pendo_assets.definitions import build_definitions
 from pendo_assets.emulator import EmulatorServer, Faults, Subscription
+from pendo_assets.resources import PendoResource
 from pendo_assets.run_tags import range_tags
-from pendo_assets.settings import load_settings
+from pendo_assets.settings import Settings, load_settings
 
 TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find it
 TIMEZONE = "America/New_York"
 FIRST_DAY = date(2026, 9, 1)
 LAST_DAY = date(2026, 11, 20)
-# The suite's "today": every process the tests start (the emulator, the `dagster` CLI,
-# `dagster dev`) reads it through pendo_assets.clock, so no outcome depends on the real date.
+# The suite's one "today", pinned here only: every project a test builds (its partitions,
+# refresh plan, schedules, freshness and reconciliation read ``settings.clock``) and every
+# process the tests start (the emulator, the `dagster` CLI, `dagster dev`) read it through
+# pendo_assets.clock, so no outcome depends on the real date. With the default
+# PENDO_FINAL_AFTER_DAYS=9, days before 2026-11-12 are final at Pendo.
 TODAY = date(2026, 11, 21)
 os.environ[clock.ENV] = TODAY.isoformat()
-# "Now" for every project a test builds: days before 2026-11-16 are final at Pendo (default
-# PENDO_FINAL_AFTER_DAYS=9), so no test depends on today's date.
-NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
+
+
+def pendo_at(url: str = "http://127.0.0.1:9", **settings) -> PendoResource:
+    """A Pendo resource on ``url`` with the suite's key and time zone; every other setting at
+    its one default (its ``Settings`` field) unless given. Its ``client`` and ``options`` are
+    what a run would use."""
+    return PendoResource(
+        settings=Settings(**{"base_url": url, "timezone": TIMEZONE, **settings}),
+        integration_key=TEST_KEY,
+    )
 
 
 def small_subscription(**overrides) -> Subscription:
@@ -223,13 +234,14 @@ def project_env(server, tmp_path: Path, **extra: str) -> dict[str, str]:
 def make_project(tmp_path, monkeypatch):
     instances = []
 
-    def make(server, *, now: datetime = NOW, **extra: str) -> Project:
-        """A project on ``server`` (anything with a ``url``), its clock pinned to ``now``."""
+    def make(server, **extra: str) -> Project:
+        """A project on ``server`` (anything with a ``url``); its clock is the suite's unless
+        ``extra`` pins another day (PENDO_TODAY)."""
         env = project_env(server, tmp_path, **extra)
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
-        defs = build_definitions(load_settings(env), clock=lambda: now)
+        defs = build_definitions(load_settings(env))
         instance = dg.DagsterInstance.ephemeral()
         instances.append(instance)
         return Project(env, defs, instance, env["PENDO_DUCKDB_PATH"])

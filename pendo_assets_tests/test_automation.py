@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from pendo_assets import clock
 from pendo_assets.automation import (
     AUTOMATION_SENSOR,
     FAILURE_SENSOR,
@@ -23,6 +22,7 @@ from pendo_assets.automation import (
     build_automation,
 )
 from pendo_assets.catalog import ENTITIES, EVENTS, SOURCES_BY_NAME
+from pendo_assets.clock import Clock
 from pendo_assets.emulator import EmulatorServer, Faults
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.settings import load_settings
@@ -246,7 +246,7 @@ def test_enriched_events_and_daily_marts_share_one_condition(emulator, make_proj
 def test_a_backfill_of_old_raw_days_flows_to_enriched_then_marts(emulator, make_project):
     """What the running sensor does on its ticks, evaluated against a real instance."""
     project = make_project(emulator)
-    now = clock.now(TIMEZONE)
+    now = Clock.from_env().now(TIMEZONE)  # the suite's pinned clock, the project's too
     enriched = dg.AssetKey(["analytics", "page_events"])
     mart = dg.AssetKey(["analytics", "page_daily_metrics"])
 

@@ -20,7 +20,7 @@ def test_demo_env_points_every_process_at_the_emulator(tmp_path):
     s = load_settings(env)
     assert s.demo and s.base_url == "http://127.0.0.1:4567"
     assert s.timezone == DEMO_TIMEZONE
-    assert (TODAY - s.start_date).days == DEMO_HISTORY_DAYS
+    assert (TODAY - s.first_day).days == DEMO_HISTORY_DAYS
     assert env["PENDO_INTEGRATION_KEY"] == DEMO_KEY
     assert s.duckdb_path == str(tmp_path / "w.duckdb")  # the user's path is kept
 

@@ -20,8 +20,8 @@ import ijson
 import pytest
 import requests
 
-from pendo_assets import clock
 from pendo_assets.catalog import AGGREGATED_MEASURES, GUIDE_EVENT_TYPES, SOURCES, SOURCES_BY_NAME
+from pendo_assets.clock import Clock
 from pendo_assets.emulator import Drift, EmulatorServer, Faults, Subscription
 from pendo_assets.emulator.entities import deleted_tag_ids
 from pendo_assets.emulator.events import hour_parts
@@ -29,7 +29,7 @@ from pendo_assets.emulator.events import hour_parts
 KEY = "emulator-test-key"
 OTHER_APP = 5629499534213120
 DEFAULT_APP = -323232
-# The server's clock is pinned (which days are live): 2026-07-15 15:00 UTC (11:00 in NY).
+# The server's clock is pinned (which days are live) to 2026-07-15; NOW is an instant of it.
 NOW = datetime(2026, 7, 15, 15, 0, tzinfo=UTC)
 SUMMER, WINTER = date(2026, 7, 14), date(2026, 1, 14)  # weekdays in EDT and in EST
 SPRING_FORWARD, FALL_BACK = date(2026, 3, 8), date(2026, 11, 1)
@@ -56,14 +56,14 @@ def sub() -> Subscription:
 
 @pytest.fixture(scope="module")
 def server(sub) -> Iterator[EmulatorServer]:
-    with EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp) as srv:
+    with EmulatorServer(sub, integration_key=KEY, clock=Clock(NOW.date())) as srv:
         yield srv
 
 
 @pytest.fixture()
 def fresh(sub) -> Iterator[EmulatorServer]:
     """A server of the test's own, for fault knobs and request counting."""
-    with EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp) as srv:
+    with EmulatorServer(sub, integration_key=KEY, clock=Clock(NOW.date())) as srv:
         yield srv
 
 
@@ -696,7 +696,8 @@ def test_cli_serves_the_demo_until_terminated():
     )
     try:
         line = proc.stdout.readline()
-        yesterday = days(noon(clock.today() - timedelta(days=1)))  # PENDO_TODAY pins both
+        # PENDO_TODAY pins both
+        yesterday = days(noon(Clock.from_env().today() - timedelta(days=1)))
         assert "DEMO DATA" in line and "America/New_York" in line
         url = re.search(r"http://[\d.]+:\d+", line).group(0)
         r = requests.post(
@@ -726,7 +727,7 @@ def test_server_stop_is_idempotent_and_faults_default(sub):
 
 # --- REST endpoints: metadata schemas and segments -----------------------------------------
 def test_rest_endpoints_need_the_key_and_can_be_refused(sub):
-    with EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp) as srv:
+    with EmulatorServer(sub, integration_key=KEY, clock=Clock(NOW.date())) as srv:
         schema = get(srv, "/api/v1/metadata/schema/account").json()
         assert schema["custom"]["renewaldate"]["Type"] == "time"
         assert get(srv, "/api/v1/metadata/schema/visitor").json()["custom"]["beta_opt_in"][
@@ -755,7 +756,7 @@ def test_segment_membership_answers_only_the_shapes_this_pendo_knows(
     sub = sub.replace(segment_shapes=shapes)
     seg = segments(sub)[0]["id"]
     select = {"select": {"visitorId": "visitorId"}}
-    with EmulatorServer(sub, integration_key=KEY, clock=NOW.timestamp) as srv:
+    with EmulatorServer(sub, integration_key=KEY, clock=Clock(NOW.date())) as srv:
         by_param = post(srv, body("visitors", {"segmentId": seg}, None, select))
         by_step = post(srv, body("visitors", None, None, {"segment": {"id": seg}}, select))
         unknown = post(srv, body("visitors", None, None, {"segment": {"id": "nope"}}))

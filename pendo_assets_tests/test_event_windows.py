@@ -11,13 +11,11 @@ import pytest
 
 from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.emulator import EmulatorServer
-from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import FetchOptions, fetch_days
-from pendo_assets.pendo.queries import Scope
 from pendo_assets.pendo.totals import DayTotals, try_day_totals, window_count
 from pendo_assets.run_tags import range_tags
 
-from .conftest import TEST_KEY, TIMEZONE, small_subscription
+from .conftest import TEST_KEY, TIMEZONE, pendo_at, small_subscription
 from .test_real_pendo import evaluations, truth, warehouse
 
 # Left out of `make test-quick`: guide and poll events over multi-day windows, each a
@@ -31,9 +29,7 @@ SPRING, FALL = date(2026, 3, 8), date(2026, 11, 1)
 
 
 def _opts(days_per_request: int) -> FetchOptions:
-    return FetchOptions(
-        scope=Scope(), zone=ZONE, zone_name=TIMEZONE, days_per_request=days_per_request
-    )
+    return pendo_at(days_per_request=days_per_request).options
 
 
 def _midnight_ms(d: date) -> int:
@@ -57,7 +53,7 @@ def _requests(server, name: str) -> int:
 def _one_day_and_windowed(sub, source, days) -> tuple[dict, dict, int]:
     """(events by day from one-day requests, the same from windows, requests the windows took)."""
     with EmulatorServer(sub, integration_key=TEST_KEY).start() as server:
-        client = PendoClient(server.url, TEST_KEY, max_retries=0)
+        client = pendo_at(server.url, max_retries=0).client
         try:
             per_day = _events_by_day(client, source, days, _opts(1))
             before = _requests(server, source.name)

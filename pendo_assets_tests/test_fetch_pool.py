@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import dagster as dg
 
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
-from pendo_assets_tests.conftest import TEST_KEY, TIMEZONE, day_truth, loaded
+from pendo_assets_tests.conftest import day_truth, loaded, pendo_at
 
 FIRST = date(2026, 10, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(3)]
@@ -155,7 +155,7 @@ def test_totals_asked_during_the_load_are_asked_in_the_order_the_checks_run(
 
     started = _record_sources(monkeypatch, resources, "ask_window")
     fresh_emulator.faults.update(latency_base_ms=50)
-    pendo = _pendo(fresh_emulator, max_concurrency=1)
+    pendo = pendo_at(fresh_emulator.url, max_concurrency=1, days_per_request=1)
     days = [FIRST + timedelta(days=i) for i in range(4)]
     # page_events is checked after feature_events.
     later, sooner = SOURCES_BY_NAME["pageEvents"], SOURCES_BY_NAME["featureEvents"]
@@ -215,18 +215,6 @@ def test_a_freed_slot_goes_to_loads_before_background_totals_and_by_rank():
     ]
 
 
-def _pendo(emulator, max_concurrency: int, days_per_request: int = 1):
-    from pendo_assets import resources
-
-    return resources.PendoResource(
-        base_url=emulator.url,
-        integration_key=TEST_KEY,
-        timezone=TIMEZONE,
-        max_concurrency=max_concurrency,
-        days_per_request=days_per_request,
-    )
-
-
 def test_a_ranked_source_takes_the_slots_before_a_lower_ranked_one(fresh_emulator, monkeypatch):
     # Event loads are ranked by table, as their checks run: while the first source still has
     # windows to ask, the second one waits, so the first is written while the second loads.
@@ -247,7 +235,7 @@ def test_a_ranked_source_takes_the_slots_before_a_lower_ranked_one(fresh_emulato
     for ranked in (True, False):
         granted.clear()
         got: dict[str, list] = {}
-        pendo = _pendo(fresh_emulator, max_concurrency=2)
+        pendo = pendo_at(fresh_emulator.url, max_concurrency=2, days_per_request=1)
 
         def load(source, pendo=pendo, got=got, ranked=ranked) -> None:
             rank = source.table if ranked else None

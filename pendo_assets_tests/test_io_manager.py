@@ -6,6 +6,7 @@ import dagster as dg
 import pyarrow as pa
 
 from pendo_assets.run_tags import range_tags
+from pendo_assets.settings import Settings
 from pendo_assets.warehouse.io_manager import (
     DuckDBWarehouseIOManager,
     StagedDays,
@@ -63,7 +64,7 @@ def test_round_trip_partitions_and_tables(tmp_path):
             sorted(names["name"]),
         )
 
-    wh = WarehouseResource(database=db)
+    wh = WarehouseResource(settings=Settings(duckdb_path=db))
     resources = {"io_manager": DuckDBWarehouseIOManager(resource=wh), "mem": dg.InMemoryIOManager()}
     instance = dg.DagsterInstance.ephemeral()
     tags = range_tags("2026-10-01", "2026-10-03")

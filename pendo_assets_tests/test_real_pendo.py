@@ -8,7 +8,7 @@ Dagster for real against the emulator over HTTP and reads the DuckDB file back.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import dagster as dg
@@ -16,9 +16,10 @@ import pytest
 
 from pendo_assets.catalog import EVENTS, SOURCES_BY_NAME
 from pendo_assets.checks.shared import IDENTICAL, KNOWN_TYPES, MEMBERS, WARNING_ONLY
+from pendo_assets.clock import Clock
 from pendo_assets.emulator import EmulatorServer, Faults
 from pendo_assets.freshness import FRESH
-from pendo_assets.pendo.client import PendoAccessError, PendoClient
+from pendo_assets.pendo.client import PendoAccessError
 from pendo_assets.pendo.fetch import (
     FetchOptions,
     TimezoneMismatchError,
@@ -26,11 +27,10 @@ from pendo_assets.pendo.fetch import (
     fetch_days,
     split_days,
 )
-from pendo_assets.pendo.queries import Scope
 from pendo_assets.resources import PendoResource
 from pendo_assets.settings import SettingsError, load_settings
 
-from .conftest import TEST_KEY, TIMEZONE, excluded_visitors, small_subscription
+from .conftest import TEST_KEY, TIMEZONE, excluded_visitors, pendo_at, small_subscription
 from .test_reliability import failure_text, table_exists
 
 # Left out of `make test-quick`: each Pendo behaviour as its own Dagster run against the emulator.
@@ -247,7 +247,7 @@ def test_the_exclude_list_applies_to_every_event_source(
 
 # -- 5. reconciliation that fits live data --------------------------------------------------
 
-LIVE_NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)  # 12:00 in New York
+LIVE_DAY = date(2026, 11, 25)  # the clock of the tests below: the emulator's and the project's
 
 
 @pytest.fixture()
@@ -257,7 +257,7 @@ def live_emulator(subscription):
         subscription,
         integration_key=TEST_KEY,
         faults=Faults(live_days=30, live_backlog=10),
-        clock=LIVE_NOW.timestamp,
+        clock=Clock(LIVE_DAY),
     ).start()
     try:
         yield server
@@ -275,7 +275,7 @@ def _enriched_run(project, day: str):
 def test_a_young_day_that_still_changes_warns_with_both_numbers_and_blocks_nothing(
     live_emulator, make_project
 ):
-    project = make_project(live_emulator, now=LIVE_NOW)
+    project = make_project(live_emulator, PENDO_TODAY=LIVE_DAY.isoformat())
     result = _enriched_run(project, "2026-11-20")  # 5 days old: young
     assert result.success
     checks = evaluations(result, "pendo/page_events")
@@ -291,7 +291,7 @@ def test_a_young_day_that_still_changes_warns_with_both_numbers_and_blocks_nothi
 
 
 def test_a_final_day_that_differs_is_an_error_and_blocks_enriched(live_emulator, make_project):
-    project = make_project(live_emulator, now=LIVE_NOW)
+    project = make_project(live_emulator, PENDO_TODAY=LIVE_DAY.isoformat())
     result = _enriched_run(project, "2026-11-05")  # 20 days old: final for the pipeline
     assert not result.success
     recon = evaluations(result, "pendo/page_events")["reconciles_with_pendo"]
@@ -302,7 +302,9 @@ def test_a_final_day_that_differs_is_an_error_and_blocks_enriched(live_emulator,
 
 
 def test_final_after_days_decides_which_days_block(live_emulator, make_project):
-    project = make_project(live_emulator, now=LIVE_NOW, PENDO_FINAL_AFTER_DAYS="30")
+    project = make_project(
+        live_emulator, PENDO_TODAY=LIVE_DAY.isoformat(), PENDO_FINAL_AFTER_DAYS="30"
+    )
     result = _enriched_run(project, "2026-11-05")  # 20 days old: young when final after 30
     assert result.success
     assert not evaluations(result)["reconciles_young_days"].passed
@@ -466,7 +468,7 @@ def _raw_batch(times: list[int]):
 
 
 def _opts() -> FetchOptions:
-    return FetchOptions(scope=Scope(), zone=ZONE, zone_name=TIMEZONE)
+    return pendo_at().options
 
 
 def test_raw_events_of_a_multi_day_window_go_to_their_local_day_clamped_to_the_window():
@@ -521,7 +523,7 @@ def test_warning_only_checks_never_return_error_even_before_anything_is_loaded(
 def test_the_client_does_not_remember_a_403_on_one_source(fresh_emulator):
     """The old client kept the first 403 and raised it for every later request of the run."""
     fresh_emulator.faults.update(forbidden_sources=["pollEvents"])
-    client = PendoClient(fresh_emulator.url, TEST_KEY, max_retries=0)
+    client = pendo_at(fresh_emulator.url, max_retries=0).client
     try:
         opts = _opts()
         assert list(fetch_days(client, SOURCES_BY_NAME["events"], [D], opts))

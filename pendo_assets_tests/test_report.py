@@ -16,6 +16,7 @@ from pendo_assets.assets.report import (
     render_png,
     report_dir,
 )
+from pendo_assets.settings import Settings
 from pendo_assets.warehouse.io_manager import WarehouseResource
 
 LAST = date(2026, 11, 20)
@@ -111,13 +112,16 @@ def test_render_png_and_html():
 
 
 def test_the_report_points_analysts_at_the_readers_snapshot():
-    on = WarehouseResource(database="data/w.duckdb", read_path="data/w.read.duckdb")
+    on = WarehouseResource(
+        settings=Settings(duckdb_path="data/w.duckdb", duckdb_read_path="data/w.read.duckdb")
+    )
     note = query_note(on)
     assert "data/w.read.duckdb (PENDO_DUCKDB_READ_PATH" in note and "data/w.duckdb" not in note
     page = render_html(b"png", "Pendo usage", note)
     assert "<p" in page and "data/w.read.duckdb (PENDO_DUCKDB_READ_PATH" in page
     # Publishing off (the variable names the warehouse): the warehouse is where to query.
-    assert "in data/w.duckdb." in query_note(WarehouseResource(database="data/w.duckdb"))
+    off = WarehouseResource(settings=Settings(duckdb_path="data/w.duckdb"))
+    assert "in data/w.duckdb." in query_note(off)
 
 
 def test_render_png_with_empty_lists_still_draws():

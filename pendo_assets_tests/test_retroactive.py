@@ -22,7 +22,7 @@ from pendo_assets.emulator.entities import tag_change_id
 from pendo_assets.pendo.days import days_between
 from pendo_assets.run_tags import RANGE_END_TAG, RANGE_START_TAG
 
-from .conftest import TEST_KEY, day_truth, loaded, small_subscription
+from .conftest import TEST_KEY, day_truth, loaded, pendo_at, small_subscription
 from .test_automation import NY
 
 # Left out of `make test-quick`: retagging repairs and the weekly sweep over the whole history.
@@ -364,18 +364,13 @@ def test_epoch_ms_fields_are_known_by_name(path, epoch_ms):
 
 def test_one_tags_history_and_totals_per_day_and_tag_come_from_pendo_without_dagster(emulator):
     """The plain-Python side: one tag's rows over many days, and Pendo's totals per (day, tag)."""
-    from zoneinfo import ZoneInfo
-
-    from pendo_assets.pendo.client import PendoClient
-    from pendo_assets.pendo.fetch import FetchOptions
-    from pendo_assets.pendo.queries import Scope
     from pendo_assets.pendo.slices import fetch_tag_days, slice_totals
 
     sub = emulator.subscription
     source = SOURCES_BY_NAME["featureEvents"]
     days = days_between("2026-10-01", "2026-10-12")
-    opts = FetchOptions(Scope(apply_exclude_list=False), ZoneInfo(sub.timezone), sub.timezone)
-    client = PendoClient(emulator.url, TEST_KEY)
+    pendo = pendo_at(emulator.url, timezone=sub.timezone, apply_exclude_list=False)
+    opts, client = pendo.options, pendo.client
     truth: dict = {}
     for d in days:
         for app in sub.app_ids:

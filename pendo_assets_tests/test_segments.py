@@ -120,7 +120,7 @@ def test_pendo_segments_limits_membership_and_an_unknown_id_fails_alone(make_pro
 def test_pendo_segments_setting_is_validated_at_load_time(tmp_path):
     base = {"PENDO_DEMO": "1", "PENDO_DUCKDB_PATH": str(tmp_path / "w.duckdb")}
     assert load_settings(base).segments is None
-    assert load_settings({**base, "PENDO_SEGMENTS": " a1, b_2 ,a1"}).segments == ("a1", "b_2")
+    assert load_settings({**base, "PENDO_SEGMENTS": " a1, b_2 ,a1"}).segments == ["a1", "b_2"]
     with pytest.raises(SettingsError, match="PENDO_SEGMENTS"):
         load_settings({**base, "PENDO_SEGMENTS": "ok,not ok"})
 

@@ -1,25 +1,22 @@
 """Adaptive request windows: fewer, larger requests, the same rows per day whatever the size."""
 
+from dataclasses import replace
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from pendo_assets.catalog import SOURCES_BY_NAME
-from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.days import days_between
 from pendo_assets.pendo.fetch import FetchOptions, WindowSizer, fetch_days
-from pendo_assets.pendo.queries import Scope
-from pendo_assets_tests.conftest import TEST_KEY, TIMEZONE, day_truth
+from pendo_assets_tests.conftest import day_truth, pendo_at
 
 FIRST = date(2026, 9, 1)
 DAYS = [FIRST + timedelta(days=i) for i in range(60)]
 
 
-def _opts(**kw) -> FetchOptions:
-    return FetchOptions(
-        scope=Scope(apply_exclude_list=True), zone=ZoneInfo(TIMEZONE), zone_name=TIMEZONE, **kw
-    )
+def _opts(rows_per_request: int | None = None, **settings) -> FetchOptions:
+    opts = pendo_at(**settings).options
+    return opts if rows_per_request is None else replace(opts, rows_per_request=rows_per_request)
 
 
 def _per_day(tables) -> dict[date, tuple[int, int, int]]:
@@ -51,7 +48,7 @@ def test_every_window_size_lands_the_same_rows_per_day(fresh_emulator, subscript
     want = day_truth(subscription, source, DAYS)
     if source.per_event:
         want = {d: (n, 0, 0) for d, (n, _, _) in want.items()}
-    client = PendoClient(fresh_emulator.url, TEST_KEY, max_retries=0)
+    client = pendo_at(fresh_emulator.url, max_retries=0).client
     seen = {}
     try:
         for name, opts in {
@@ -82,7 +79,7 @@ def test_after_a_refusal_windows_stay_at_a_size_pendo_accepted(fresh_emulator, s
     biggest_day = max(n for n, _, _ in want.values())
     # Pendo refuses any answer larger than two of this source's biggest days.
     fresh_emulator.faults.update(memory_limit_rows=2 * biggest_day)
-    client = PendoClient(fresh_emulator.url, TEST_KEY, max_retries=0)
+    client = pendo_at(fresh_emulator.url, max_retries=0).client
     try:
         opts = _opts(days_per_request=30, max_concurrency=2)
         got = _per_day(fetch_days(client, source, days, opts))

@@ -25,6 +25,7 @@ from pendo_assets.catalog import (
     EntitySource,
     Nested,
 )
+from pendo_assets.clock import Clock
 from pendo_assets.pendo.tables import column_name
 from pendo_assets.settings import Settings
 from pendo_assets.warehouse.history import VALIDITY_COLUMNS
@@ -62,11 +63,13 @@ def history_schema(
     return dg.TableSchema(columns=cols)
 
 
-def _load_of(context: dg.AssetExecutionContext, source: EntitySource) -> tuple[datetime, bool]:
-    """(time, full?) of the latest load of the entity."""
+def _load_of(
+    context: dg.AssetExecutionContext, source: EntitySource, clock: Clock
+) -> tuple[datetime, bool]:
+    """(time, full?) of the latest load of the entity (``clock``'s now if none is recorded)."""
     event = context.instance.get_latest_materialization_event(asset_key(source))
     if event is None or event.asset_materialization is None:
-        return datetime.now(UTC), True
+        return clock.now(UTC), True
     meta = event.asset_materialization.metadata
     full = meta.get(FULL_REFRESH_KEY)
     return datetime.fromtimestamp(event.timestamp, UTC), True if full is None else bool(full.value)
@@ -110,7 +113,7 @@ def build_history_asset(
         context: dg.AssetExecutionContext, config: HistoryConfig, warehouse: WarehouseResource
     ) -> HistoryUpdate:
         require_tables(warehouse.warehouse, history_table, [f"{RAW_SCHEMA}.{table}"])
-        loaded_at, full = _load_of(context, source)
+        loaded_at, full = _load_of(context, source, settings.clock)
         full = full or nested is not None
         if config.as_of:
             loaded_at = datetime.fromisoformat(config.as_of)

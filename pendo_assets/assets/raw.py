@@ -16,7 +16,6 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.compute as pc
 
-from pendo_assets import clock
 from pendo_assets.assets.repair import EventConfig, repair_tags, sweep
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.assets.shared import IO_MANAGER_KEY, KINDS, asset_key, demo_note, partition_dates
@@ -29,6 +28,7 @@ from pendo_assets.catalog import (
     Members,
     Source,
 )
+from pendo_assets.clock import Clock
 from pendo_assets.enriched_sql import nested_query
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import fetch_days, fetch_entity
@@ -172,7 +172,7 @@ def _watermark_ms(warehouse: WarehouseResource, source: Source) -> int | None:
         return value.fetchone()[0]
 
 
-def tag_watch(source: Source) -> TagWatch | None:
+def tag_watch(source: Source, clock: Clock) -> TagWatch | None:
     """For a tag entity (pages, features, track types): what records, in the load's
     transaction, which tags are new, changed, deleted or still dirty since the previous load,
     so the ``pendo_tag_repair`` sensor can bring their events' history back to Pendo's."""
@@ -326,7 +326,7 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 settings,
                 _watermark_ms(warehouse, source),
                 config.full_refresh,
-                clock.now(settings.zone),
+                settings.clock.now(settings.zone),
             )
             context.log.info(
                 f"{source.name}: {'full' if plan.full else 'incremental'} load ({plan.reason})"
@@ -368,7 +368,7 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
                 staging,
                 after=after,
                 merge_key=None if plan.full else column_name(source.id_field),
-                watch=tag_watch(source),
+                watch=tag_watch(source, settings.clock),
             )
             metadata = {
                 **_client_metadata(pendo, source, before, started),
@@ -474,7 +474,7 @@ def build_event_assets(
                     staged, extra = sweep(context, pendo.client, opts, wh, source, days)
                 else:
                     staged, extra = repair_tags(
-                        context, pendo.client, opts, wh, source, days, config
+                        context, pendo.client, opts, wh, source, days, config, settings.clock
                     )
                 return staged, {**_client_metadata(pendo, source, before, started), **extra}
 

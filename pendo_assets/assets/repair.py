@@ -19,8 +19,8 @@ from datetime import UTC, date
 import dagster as dg
 import pyarrow.compute as pc
 
-from pendo_assets import clock
 from pendo_assets.catalog import RAW_SCHEMA, EventSource
+from pendo_assets.clock import Clock
 from pendo_assets.pendo.client import PendoClient
 from pendo_assets.pendo.fetch import FetchOptions, fetch_days
 from pendo_assets.pendo.slices import Slice, fetch_tag_days, slice_totals, tag_scoped
@@ -86,6 +86,7 @@ def repair_tags(
     source: EventSource,
     days: list[date],
     config: EventConfig,
+    clock: Clock,
 ) -> tuple[StagedSlices, dict]:
     """Reload the changed tags' rows of ``source`` over ``days`` (and drop deleted tags' rows),
     replacing only those rows of each day, in one transaction with the days' reconciliation

@@ -26,7 +26,6 @@ from pendo_assets.checks.marts import all_mart_checks, build_mart_checks, mart_k
 from pendo_assets.checks.members import build_members_checks
 from pendo_assets.checks.nps import nps_checks
 from pendo_assets.checks.raw_events import build_raw_event_checks
-from pendo_assets.clock import Clock, system_clock
 from pendo_assets.settings import Settings
 
 __all__ = [
@@ -38,12 +37,12 @@ __all__ = [
 ]
 
 
-def all_checks(settings: Settings, clock: Clock = system_clock) -> list[dg.AssetChecksDefinition]:
-    """Every check of the project; ``clock`` decides which days are final (tests pin it)."""
+def all_checks(settings: Settings) -> list[dg.AssetChecksDefinition]:
+    """Every check of the project; ``settings.clock`` decides which days are final."""
     return [
         build_entity_checks(),
         *build_members_checks(),
-        *(build_raw_event_checks(s, settings, clock) for s in EVENTS),
+        *(build_raw_event_checks(s, settings) for s in EVENTS),
         *all_mart_checks(),
         *nps_checks(),
     ]

@@ -31,7 +31,6 @@ from pendo_assets.checks.shared import (
     name_days,
     result,
 )
-from pendo_assets.clock import Clock, system_clock
 from pendo_assets.enriched_sql import entity_id_column
 from pendo_assets.pendo.tables import column_names
 from pendo_assets.resources import PendoResource
@@ -175,9 +174,7 @@ def _unknown_result(wh: Warehouse, source: Source, key, fq, days, present: set[s
     )
 
 
-def build_raw_event_checks(
-    source: Source, settings: Settings, clock: Clock = system_clock
-) -> dg.AssetChecksDefinition:
+def build_raw_event_checks(source: Source, settings: Settings) -> dg.AssetChecksDefinition:
     key = asset_key(source)
     specs = [
         dg.AssetCheckSpec(
@@ -250,7 +247,7 @@ def build_raw_event_checks(
         if days:
             yield _grain_result(wh, source, key, fq, days, present)
             yield _required_result(wh, source, key, fq, days, present)
-            yield from reconcile_result(wh, source, key, fq, days, pendo, settings, clock)
+            yield from reconcile_result(wh, source, key, fq, days, pendo, settings, settings.clock)
             if any(s.name == UNKNOWN for s in specs):
                 yield _unknown_result(wh, source, key, fq, days, present)
         else:

@@ -15,11 +15,11 @@ import sys
 import threading
 from datetime import timedelta
 
-from pendo_assets import clock
+from pendo_assets.clock import Clock
 from pendo_assets.emulator.faults import Faults
 from pendo_assets.emulator.server import EmulatorServer
 from pendo_assets.emulator.subscription import Subscription
-from pendo_assets.settings import DEMO_KEY
+from pendo_assets.settings import DEMO_HISTORY_DAYS, DEMO_KEY
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timezone", default="America/New_York")
-    parser.add_argument("--days", type=int, default=150, help="days of history up to today")
+    parser.add_argument(
+        "--days", type=int, default=DEMO_HISTORY_DAYS, help="days of history up to today"
+    )
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--key", default=DEMO_KEY, help="integration key to accept")
     parser.add_argument("--latency-base-ms", type=float, default=0.0)
     parser.add_argument("--latency-per-day-ms", type=float, default=0.0)
     args = parser.parse_args(argv)
 
-    today = clock.today(args.timezone)
+    today = Clock.from_env().today(args.timezone)
     sub = Subscription(
         first_day=today - timedelta(days=args.days),
         last_day=today,

@@ -20,10 +20,10 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from pendo_assets import clock as project_clock
+from pendo_assets.clock import Clock
 from pendo_assets.emulator.aggregation import (
     AggregationError,
     MemoryLimitExceeded,
@@ -63,13 +63,14 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: Faults | None = None,
-        clock: Callable[[], float] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.subscription = subscription
         self.integration_key = integration_key
         self.faults = faults if faults is not None else Faults()
-        # Which days are still live (Faults.live_days): the project clock, so PENDO_TODAY pins it.
-        self.clock = clock or (lambda: project_clock.now().timestamp())
+        # Which days are still live (Faults.live_days): the project's clock, so PENDO_TODAY
+        # pins it as it pins the settings'.
+        self.clock = clock or Clock.from_env()
         self.stats = Stats()
         self.counters = FaultCounters()
         self._live_lock = threading.Lock()
@@ -367,7 +368,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Rows each young day still lacks in this answer (``Faults.live_days``), or None."""
         if faults.live_days <= 0 or not query.is_event:
             return None
-        today = sub.local_day_of(int(self.emu.clock() * 1000))
+        today = self.emu.clock.today(sub.timezone)
 
         def young(day) -> bool:
             return (today - day).days < faults.live_days

@@ -17,7 +17,8 @@ from functools import cached_property
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pendo_assets import clock
+from pendo_assets.clock import Clock
+from pendo_assets.settings import DEMO_HISTORY_DAYS
 
 DEFAULT_APP_ID = -323232
 DAY_MS = 86_400_000
@@ -144,9 +145,11 @@ class Subscription:
 
     @classmethod
     def demo(cls, today: date | None = None, **overrides: object) -> Subscription:
-        """The demo subscription: 150 days of history up to ``today`` (default: clock.today())."""
-        today = today or clock.today()
-        kwargs: dict = {"first_day": today - timedelta(days=150), "last_day": today}
+        """The demo subscription: DEMO_HISTORY_DAYS of history up to ``today`` (default: the
+        clock's), the days the demo settings start from."""
+
+        today = today or Clock.from_env().today()
+        kwargs: dict = {"first_day": today - timedelta(days=DEMO_HISTORY_DAYS), "last_day": today}
         kwargs.update(overrides)
         return cls(**kwargs)
 

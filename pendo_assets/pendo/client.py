@@ -133,10 +133,10 @@ class PendoClient:
         base_url: str,
         integration_key: str,
         *,
-        timeout_s: float = 300.0,
-        max_retries: int = 6,
-        max_concurrency: int = 8,
-        backoff_base_s: float = 1.0,
+        timeout_s: float,
+        max_retries: int,
+        max_concurrency: int,
+        backoff_base_s: float,
         backoff_cap_s: float = 60.0,
     ):
         if not integration_key:

@@ -35,7 +35,6 @@ from pendo_assets.pendo.days import (
     hours_in_day,
     local_midnight_ms,
 )
-from pendo_assets.pendo.queries import MAX_DAYS_PER_REQUEST
 from pendo_assets.pendo.tables import (
     Batch,
     TypedTable,
@@ -70,14 +69,17 @@ class TimezoneMismatchError(PendoError):
 
 @dataclass(frozen=True)
 class FetchOptions:
+    """How to fetch, as the project's settings say (``PendoResource.options`` derives it: the
+    settings' defaults live there, once, so none is repeated here)."""
+
     scope: queries.Scope
     zone: ZoneInfo
     zone_name: str
-    drop_columns: frozenset[str] = frozenset()
-    days_per_request: int = MAX_DAYS_PER_REQUEST  # the upper bound; WindowSizer sizes windows
-    max_concurrency: int = 8
-    entity_page_size: int = ENTITY_PAGE_SIZE
-    entity_page_floor: int = ENTITY_PAGE_FLOOR
+    drop_columns: frozenset[str]
+    days_per_request: int  # the upper bound; WindowSizer sizes windows
+    max_concurrency: int
+    entity_page_size: int
+    entity_page_floor: int
     rows_per_request: int = ROWS_PER_REQUEST
 
 

@@ -20,11 +20,11 @@ MAX_DAYS_PER_REQUEST = 30
 
 @dataclass(frozen=True)
 class Scope:
-    """Which slice of the subscription a request covers (from settings)."""
+    """Which slice of the subscription a request covers (derived from the settings)."""
 
-    app_ids: tuple[int, ...] | None = None  # None = every app
-    include_anonymous: bool = True
-    apply_exclude_list: bool = True
+    app_ids: tuple[int, ...] | None  # None = every app
+    include_anonymous: bool
+    apply_exclude_list: bool
 
 
 def app_param(app_ids: tuple[int, ...] | None):

@@ -24,6 +24,7 @@ from dagster._core.execution.context.metadata_logging import (
 
 from pendo_assets.pendo.days import partition_dates
 from pendo_assets.reader import publish_after_run
+from pendo_assets.settings import Settings
 from pendo_assets.warehouse.history import apply_history
 from pendo_assets.warehouse.staging import discard
 from pendo_assets.warehouse.store import (
@@ -203,14 +204,28 @@ def partition_days(context) -> list[date] | None:
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file, for assets and checks that run SQL on it."""
+    """The DuckDB warehouse file, for assets and checks that run SQL on it, as the
+    ``settings`` resource's ``PENDO_DUCKDB_*`` settings say."""
 
-    database: str
-    memory_limit: str | None = None  # DuckDB's memory_limit, e.g. "1GB"
-    # The readers' snapshot published after runs (None: off), and how long a run waits for
-    # another process that holds the file (PENDO_DUCKDB_READ_PATH, PENDO_DUCKDB_LOCK_WAIT_S).
-    read_path: str | None = None
-    lock_wait_s: float = 300.0
+    settings: Settings
+
+    @property
+    def database(self) -> str:
+        return self.settings.duckdb_path
+
+    @property
+    def read_path(self) -> str | None:
+        """The readers' snapshot published after runs (None: off)."""
+        return self.settings.duckdb_read_path
+
+    @property
+    def memory_limit(self) -> str:
+        return self.settings.duckdb_memory_limit
+
+    @property
+    def lock_wait_s(self) -> float:
+        """How long a run waits for another process that holds the file."""
+        return self.settings.duckdb_lock_wait_s
 
     @property
     def warehouse(self) -> Warehouse:

@@ -125,6 +125,9 @@ class WriteResult:
 _LOCK_CONFLICT = "Could not set lock on file"
 _HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
 # The first retry comes quickly (a client that only runs one query), later ones every few s.
+# How long a writer waits for a process outside the project (an analyst's SQL client) to let go
+# of the file: the PENDO_DUCKDB_LOCK_WAIT_S setting's default, written here once.
+LOCK_WAIT_S = 300.0
 LOCK_RETRY_FIRST_S = 0.1
 LOCK_RETRY_MAX_S = 5.0
 
@@ -149,7 +152,7 @@ class Warehouse:
         path: str,
         lock_timeout_s: float = 1800.0,
         memory_limit: str | None = None,
-        lock_wait_s: float = 300.0,
+        lock_wait_s: float = LOCK_WAIT_S,
         read_path: str | None = None,
         log_wait: Callable[[str], None] | None = None,
     ):
