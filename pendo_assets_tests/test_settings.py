@@ -201,7 +201,7 @@ def test_a_changed_field_default_is_seen_everywhere(field_defaults, tmp_path):
             7,
         )
         assert (client.timeout_s, client.max_retries, client.backoff_base_s) == (42.0, 2, 0.25)
-        assert client._slots._initial_value == 3  # requests in flight at most
+        assert client._slots.capacity == 3  # requests in flight at most
     finally:
         client.close()
     warehouse = defs.resources["warehouse"]

@@ -93,6 +93,11 @@ class _Slots:
         self._order = itertools.count()
         self._cond = threading.Condition()
 
+    @property
+    def capacity(self) -> int:
+        """How many requests may be open at once."""
+        return self._n
+
     @contextmanager
     def hold(self, priority: tuple = (0,)) -> Iterator[None]:
         ticket = (priority, next(self._order))
