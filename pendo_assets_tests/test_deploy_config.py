@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster._config import process_config, resolve_to_config_type
-from dagster._core.instance.config import dagster_instance_config
 
+from pendo_assets.dagster_internals import (
+    dagster_instance_config,
+    process_config,
+    resolve_to_config_type,
+)
 from pendo_assets.settings import SettingsError, load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"

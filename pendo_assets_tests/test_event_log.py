@@ -1,4 +1,4 @@
-"""The batched SQLite event-log storage against Dagster's own, on the pinned release.
+"""The batched SQLite event-log storage against Dagster's own, on the installed release.
 
 The same partition-range workload (two daily assets, a blocking check, one asset that fails) runs
 on an instance with the stock storage and on one with ours; what Dagster then reports per
@@ -11,8 +11,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
-from dagster._core.storage.event_log import SqliteEventLogStorage
 
+from pendo_assets.dagster_internals import SqliteEventLogStorage
 from pendo_assets.instance import (
     enable_event_batching,
     event_log,

@@ -12,7 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import dagster as dg
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 
 from .conftest import TEST_KEY, materialize_command, project_env
 
