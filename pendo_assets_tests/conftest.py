@@ -22,6 +22,7 @@ from pendo_assets.emulator import EmulatorServer, Faults, Subscription
 from pendo_assets.run_tags import range_tags
 from pendo_assets.settings import load_settings
 
+REPO = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find it
 TIMEZONE = "America/New_York"
 FIRST_DAY = date(2026, 9, 1)
@@ -30,6 +31,11 @@ LAST_DAY = date(2026, 11, 20)
 # `dagster dev`) reads it through pendo_assets.clock, so no outcome depends on the real date.
 TODAY = date(2026, 11, 21)
 os.environ[clock.ENV] = TODAY.isoformat()
+# The `dg` of this environment, run as from an activated virtualenv (as the docs say): dg warns
+# when the project's .venv is not the active one.
+DG = str(Path(sys.executable).parent / "dg")
+if sys.prefix != sys.base_prefix:
+    os.environ.setdefault("VIRTUAL_ENV", sys.prefix)
 # "Now" for every project a test builds: days before 2026-11-16 are final at Pendo (default
 # PENDO_FINAL_AFTER_DAYS=9), so no test depends on today's date.
 NOW = datetime(2026, 11, 25, 17, 0, tzinfo=UTC)
@@ -183,9 +189,9 @@ class Project:
 def materialize_command(
     select: str, *, partition: str | None = None, partition_range: str | None = None
 ) -> list[str]:
-    """`dagster asset materialize -m pendo_assets.definitions ...`, as the README writes it."""
-    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m"]
-    cmd += ["pendo_assets.definitions", "--select", select]
+    """`dg launch --assets ...`, as the docs write it (run from the project's directory: dg
+    finds the definitions through pyproject.toml's [tool.dg])."""
+    cmd = [DG, "launch", "--assets", select]
     if partition:
         cmd += ["--partition", partition]
     if partition_range:
