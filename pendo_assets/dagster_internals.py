@@ -162,6 +162,15 @@ INTERNALS: dict[str, Internal] = {
 }
 
 
+EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+"""Dagster's undocumented switch for event batching, read from the environment at every event
+(``DagsterInstance.handle_new_event``): above 0, a step's per-partition events reach the event
+log's ``store_event_batch`` together. There is no instance setting for it. The batched SQLite
+event log sets it in the process that builds it (``pendo_assets.instance.event_log``);
+``deploy/dagster.yaml`` sets it for PostgreSQL run pods. Upgrade: the variable's name and that
+batches still go to ``store_event_batch`` (``test_event_log.py`` counts the transactions)."""
+
+
 def resolve(name: str) -> Any:
     module, _, attribute = INTERNALS[name].path.partition(":")
     return getattr(importlib.import_module(module), attribute)

@@ -21,7 +21,7 @@ from pendo_assets.automation import build_automation, build_history_repair, refr
 from pendo_assets.checks import all_checks
 from pendo_assets.clock import Clock, system_clock
 from pendo_assets.freshness import build_freshness
-from pendo_assets.instance import enable_event_batching, freeze_loaded_objects
+from pendo_assets.instance import freeze_loaded_objects
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.reader import build_publish_sensor, with_reader_note
 from pendo_assets.resources import PendoResource
@@ -92,9 +92,9 @@ def build_definitions(settings: Settings, clock: Clock = system_clock) -> dg.Def
 def defs() -> dg.Definitions:
     """What Dagster loads (`-m pendo_assets.definitions`): the project from the environment's
     PENDO_* settings. Built when Dagster loads it, not when a module imports this one."""
-    # Every process that loads the project (CLI, run workers, code servers) stores a step's
-    # per-partition events as one batch; see pendo_assets/instance/event_log.py.
-    enable_event_batching()
     loaded = build_definitions(load_settings())
+    # Deliberately here, the one hook Dagster runs in every process that loads the project:
+    # what loading built stays out of the garbage collector's passes (a fifth of a CLI range
+    # run's CPU; pendo_assets/instance/__init__.py).
     freeze_loaded_objects()
     return loaded

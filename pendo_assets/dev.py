@@ -18,7 +18,7 @@ from datetime import timedelta
 from dotenv import dotenv_values
 
 from pendo_assets import clock
-from pendo_assets.instance import enable_event_batching, write_local_config
+from pendo_assets.instance import write_local_config
 from pendo_assets.settings import DEMO_HISTORY_DAYS, DEMO_KEY
 
 DEMO_TIMEZONE = "America/New_York"
@@ -96,7 +96,6 @@ def main(argv: list[str] | None = None) -> int:
             f"{env['DAGSTER_HOME']}/dagster.yaml is your own (no pendo-assets marker line), so it "
             "is kept; deploy/local/dagster.yaml has the batched event log (README > Performance)."
         )
-    enable_event_batching(env)
     if sys.prefix != sys.base_prefix:
         # As if the venv were activated: dg warns when the project's .venv is not the active one.
         env.setdefault("VIRTUAL_ENV", sys.prefix)

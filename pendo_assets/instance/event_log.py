@@ -43,6 +43,7 @@ from pendo_assets.dagster_internals import (
     SqlEventLogStorageTable,
     SqliteEventLogStorage,
 )
+from pendo_assets.instance import enable_event_batching
 
 MODULE = __name__
 CLASS = "BatchedSqliteEventLogStorage"
@@ -76,6 +77,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         # serializes connections with a non-reentrant lock, so nested opens must reuse it).
         # Set first: the stock constructor already connects.
         self._batch = threading.local()
+        # Dagster hands events to store_event_batch only when batching is on in this process.
+        enable_event_batching()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
