@@ -1,11 +1,13 @@
-# Two commands: `make dev` (Dagster UI, demo emulator when no key is set) and `make test`.
+# Two commands: `make dev` (Dagster UI, demo emulator when no key is set) and `make test` (the
+# whole suite, what CI runs). `make test-quick` is the edit-test loop: no browser, PostgreSQL,
+# bench or CLI-subprocess tests (those modules are marked `slow`; docs/development.md).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 3000
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: dev test test-future lint format bench install
+.PHONY: dev test test-quick test-future lint format bench install
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +27,10 @@ dev: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(VENV)/bin/ruff check pendo_assets pendo_assets_tests bench
 	$(VENV)/bin/ruff format --check pendo_assets pendo_assets_tests bench
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
+
+test-quick: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
 
 # The suite with the machine's clock a year ahead (Debian: apt-get install faketime), to prove no
 # test depends on the real date: the suite pins its own (PENDO_TODAY, pendo_assets_tests/conftest.py).

@@ -324,7 +324,7 @@ def _advice(error: str) -> str:
             "(PENDO_DROP_COLUMNS, PENDO_APP_ID), then re-materialize the days above."
         )
     return (
-        "Fix the cause above if it is ours (see README > Troubleshooting), or wait if Pendo "
+        "Fix the cause above if it is ours (see docs/troubleshooting.md), or wait if Pendo "
         "is degraded, then re-materialize the days above (nothing partial was written: each "
         "day is replaced atomically)."
     )

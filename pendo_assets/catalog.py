@@ -1,8 +1,8 @@
 """Every Pendo source this project loads, declared once.
 
-Assets, asset checks, the emulator, the README tables and the tests are all generated from
-``SOURCES``. Adding a source is a new ``Source(...)`` entry here (plus, for the emulator, a row
-generator keyed by the same name).
+Assets, asset checks, the emulator, the tables of docs/warehouse.md and the tests are all
+generated from ``SOURCES``. Adding a source is a new ``Source(...)`` entry here (plus, for the
+emulator, a row generator keyed by the same name).
 
 Column names are Pendo's dotted field paths; ``pendo.tables.column_name`` turns them into the
 snake_case DuckDB names (``metadata.agent.name`` -> ``metadata_agent_name``).

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if config == "kept":
         print(
             f"{env['DAGSTER_HOME']}/dagster.yaml is your own (no pendo-assets marker line), so it "
-            "is kept; deploy/local/dagster.yaml has the batched event log (README > Performance)."
+            "is kept; deploy/local/dagster.yaml has the batched event log (docs/performance.md)."
         )
     if sys.prefix != sys.base_prefix:
         # As if the venv were activated: dg warns when the project's .venv is not the active one.

@@ -29,6 +29,10 @@ from pendo_assets.settings import load_settings
 
 from .conftest import TEST_KEY, TIMEZONE, day_truth, loaded, query, small_subscription
 
+# Left out of `make test-quick`: the morning refresh and a backfill flowing through
+# automation, for real.
+pytestmark = pytest.mark.slow
+
 NY = ZoneInfo(TIMEZONE)
 # 06:00 New York on 2026-11-21: the last complete day is 2026-11-20 (the emulator's last).
 TICK = datetime(2026, 11, 21, 6, 0, tzinfo=NY)

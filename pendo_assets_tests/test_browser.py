@@ -24,11 +24,15 @@ CHROMIUM_ARGS = [
 ARTIFACT = REPO_ROOT / "test-artifacts" / "asset-graph.png"
 GROUPS_QUERY = "{ assetNodes { assetKey { path } groupName } }"
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM),
-    reason=f"{CHROMIUM} is missing: install it with `sudo apt-get install -y chromium` "
-    "(Debian/Ubuntu; .ci/run does this) to run the browser test",
-)
+# Left out of `make test-quick` (slow): Chromium on `dagster dev`.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"{CHROMIUM} is missing: install it with `sudo apt-get install -y chromium` "
+        "(Debian/Ubuntu; .ci/run does this) to run the browser test",
+    ),
+]
 
 
 def open_asset_graph(page, server: DagsterDev) -> list[str]:

@@ -27,6 +27,10 @@ from .conftest import (
     small_subscription,
 )
 
+# Left out of `make test-quick`: the CLI over marts and rollups and one Dagster run per
+# failing check.
+pytestmark = pytest.mark.slow
+
 DAY1, DAY2, DAY3 = "2026-10-06", "2026-10-07", "2026-10-08"
 ENTITY_KEYS = [f"pendo/{s.table}" for s in ENTITIES]
 
@@ -177,7 +181,8 @@ def test_enriched_automation_waits_for_blocking_checks(emulator, make_project):
 
 
 def test_cli_materializes_marts_and_rollups_with_passing_checks(tmp_path):
-    """The README's commands, as a user runs them, against an emulator ending today."""
+    """The commands of the README and docs/warehouse.md, as a user runs them, against an
+    emulator ending today."""
     zone_today = TODAY  # the pinned clock (PENDO_TODAY), also the CLI's
     first, last = zone_today - timedelta(days=2), zone_today - timedelta(days=1)
     sub = small_subscription(first_day=zone_today - timedelta(days=5), last_day=zone_today)

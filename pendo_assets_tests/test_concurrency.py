@@ -14,12 +14,16 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 from filelock import FileLock, Timeout
 
 from pendo_assets.catalog import SOURCES_BY_NAME
 from pendo_assets.warehouse.store import Warehouse, stage
 
 from .conftest import day_truth, loaded, materialize_command, project_env
+
+# Left out of `make test-quick`: backfills and writers in separate processes.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 DAYS = [date(2026, 10, 1), date(2026, 10, 2), date(2026, 10, 3)]

@@ -60,11 +60,15 @@ def pg_bin(name: str) -> str | None:
     return found if isinstance(found, str) else (found[-1] if found else None)
 
 
-pytestmark = pytest.mark.skipif(
-    pg_bin("initdb") is None or pg_bin("pg_ctl") is None,
-    reason="PostgreSQL is not installed: `sudo apt-get install -y postgresql` (Debian/Ubuntu; "
-    "`.ci/run` does it) or put initdb and pg_ctl on PATH; then `make test`",
-)
+# Left out of `make test-quick` (slow): a PostgreSQL cluster, dagster-daemon and dagster-webserver.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        pg_bin("initdb") is None or pg_bin("pg_ctl") is None,
+        reason="PostgreSQL is not installed: `sudo apt-get install -y postgresql` (Debian/Ubuntu; "
+        "`.ci/run` does it) or put initdb and pg_ctl on PATH; then `make test`",
+    ),
+]
 
 
 @dataclass

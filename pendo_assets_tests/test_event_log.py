@@ -23,6 +23,9 @@ from pendo_assets.instance import (
 from pendo_assets.instance.event_log import BatchedSqliteEventLogStorage
 from pendo_assets.run_tags import range_tags
 
+# Left out of `make test-quick`: the same range runs on stock and batched event-log storage.
+pytestmark = pytest.mark.slow
+
 PARTS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-03-02")
 FIRST, LAST = "2025-01-01", "2025-03-01"  # 60 partitions
 RANGE_TAGS = range_tags(FIRST, LAST)

@@ -20,6 +20,10 @@ from pendo_assets.run_tags import range_tags
 from .conftest import TEST_KEY, TIMEZONE, small_subscription
 from .test_real_pendo import evaluations, truth, warehouse
 
+# Left out of `make test-quick`: guide and poll events over multi-day windows, each a
+# Dagster range run.
+pytestmark = pytest.mark.slow
+
 ZONE = ZoneInfo(TIMEZONE)
 PER_EVENT = [SOURCES_BY_NAME["guideEvents"], SOURCES_BY_NAME["pollEvents"]]
 # New York's 2026 DST days: 23 hours on March 8, 25 hours on November 1.

@@ -15,6 +15,10 @@ from pendo_assets.emulator import EmulatorServer, EntityEdit, Faults
 from pendo_assets.settings import SettingsError, load_settings
 from pendo_assets_tests.conftest import TEST_KEY, small_subscription
 
+# Left out of `make test-quick`: full and incremental entity refreshes of a large emulated
+# subscription.
+pytestmark = pytest.mark.slow
+
 KEYS = [
     "pendo/accounts",
     "pendo/visitors",

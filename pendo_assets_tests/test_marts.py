@@ -19,6 +19,9 @@ from pendo_assets.warehouse.store import Warehouse
 
 from .conftest import TEST_KEY, TIMEZONE, Project, project_env, small_subscription
 
+# Left out of `make test-quick`: every mart over an emulated month, and folds in every order.
+pytestmark = pytest.mark.slow
+
 GUIDE_TABLES = ("guide_events", "poll_events")
 
 START, END = "2026-10-01", "2026-10-05"

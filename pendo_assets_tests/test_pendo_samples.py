@@ -21,6 +21,9 @@ from pendo_assets.catalog import SOURCES_BY_NAME
 from .conftest import TEST_KEY
 from .sample_server import SAMPLE_SOURCES, SAMPLES_DIR, SampleServer, sample_rows
 
+# Left out of `make test-quick`: every raw asset with its checks on Pendo's own sample answers.
+pytestmark = pytest.mark.slow
+
 # The originals live in `../shared/pendo_samples` beside the checkout (a worktree may sit deeper).
 SHARED_SAMPLES = next(
     (

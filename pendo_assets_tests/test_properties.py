@@ -10,6 +10,7 @@ import math
 import re
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,9 @@ from pendo_assets.catalog import (
     Source,
 )
 from pendo_assets.pendo.tables import column_names, flatten_row, rows_to_table
+
+# Left out of `make test-quick`: property-based (hypothesis) runs.
+pytestmark = pytest.mark.slow
 
 GENERIC = Source(
     name="anything",

@@ -28,6 +28,10 @@ from pendo_assets.warehouse.snapshot import is_stale, publish
 from pendo_assets.warehouse.store import Warehouse
 from pendo_assets_tests.conftest import TODAY, day_truth, loaded, query
 
+# Left out of `make test-quick`: SQL clients in other processes holding the warehouse and
+# the snapshot.
+pytestmark = pytest.mark.slow
+
 EVENTS = next(s for s in SOURCES if s.name == "events")
 FIRST = date(2026, 10, 1)
 

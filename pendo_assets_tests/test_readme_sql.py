@@ -1,4 +1,5 @@
-"""Every SQL example in the README runs against a warehouse loaded through Dagster."""
+"""Every SQL example in the README and docs/*.md runs against a warehouse loaded through
+Dagster."""
 
 import re
 from datetime import timedelta
@@ -16,16 +17,27 @@ from pendo_assets.settings import load_settings
 
 from .conftest import TEST_KEY, TODAY, Project, project_env, small_subscription
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+# Left out of `make test-quick`: a warehouse loaded through Dagster for every example query.
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def readme_queries() -> list[str]:
-    blocks = re.findall(r"```sql\n(.*?)```", README.read_text(), flags=re.S)
+def queries_in(page: Path) -> list[str]:
+    blocks = re.findall(r"```sql\n(.*?)```", page.read_text(), flags=re.S)
     return [q.strip() for b in blocks for q in b.split(";") if q.strip()]
 
 
-def test_readme_has_sql_examples():
-    assert len(readme_queries()) >= 5
+def readme_queries() -> list[str]:
+    """Every query of the README and the docs pages."""
+    return [q for page in PAGES for q in queries_in(page)]
+
+
+def test_readme_and_docs_have_sql_examples():
+    counts = {p.name: len(queries_in(p)) for p in PAGES}
+    assert counts["README.md"] >= 3 and counts["sql-examples.md"] >= 10, counts
+    assert counts["history-changes.md"] >= 1, counts
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,9 @@ from pendo_assets.settings import SettingsError, load_settings
 from .conftest import TEST_KEY, TIMEZONE, excluded_visitors, small_subscription
 from .test_reliability import failure_text, table_exists
 
+# Left out of `make test-quick`: each Pendo behaviour as its own Dagster run against the emulator.
+pytestmark = pytest.mark.slow
+
 DAY = "2026-10-01"
 D = date.fromisoformat(DAY)
 RAW_KEYS = [f"pendo/{s.table}" for s in EVENTS]

@@ -34,6 +34,9 @@ from .conftest import (
     small_subscription,
 )
 
+# Left out of `make test-quick`: fault-injected backfills, DST days and CLI subprocesses.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 RAW_KEYS = [f"pendo/{s.table}" for s in EVENTS]
 PAGE_EVENTS = SOURCES_BY_NAME["pageEvents"]

@@ -25,6 +25,9 @@ from pendo_assets.run_tags import RANGE_END_TAG, RANGE_START_TAG
 from .conftest import TEST_KEY, day_truth, loaded, small_subscription
 from .test_automation import NY
 
+# Left out of `make test-quick`: retagging repairs and the weekly sweep over the whole history.
+pytestmark = pytest.mark.slow
+
 FIRST, LAST = date(2026, 10, 1), date(2026, 11, 20)
 DAYS = days_between(FIRST, LAST)
 TAGGED = ("pageEvents", "featureEvents", "trackEvents")

@@ -12,9 +12,14 @@ from pathlib import Path
 from urllib.parse import quote
 
 import dagster as dg
+import pytest
 from dagster import serialize_value
 
 from .conftest import TEST_KEY, materialize_command, project_env
+
+# Left out of `make test-quick`: a good and a failed CLI run, then a grep of every
+# artefact for the key.
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[1]
 

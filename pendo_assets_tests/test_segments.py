@@ -19,6 +19,10 @@ from pendo_assets.warehouse.history import apply_history
 from pendo_assets.warehouse.store import Warehouse
 from pendo_assets_tests.conftest import TEST_KEY, small_subscription
 
+# Left out of `make test-quick`: each segment behaviour as its own Dagster run (REST lists,
+# membership shapes, history).
+pytestmark = pytest.mark.slow
+
 ENTITY_KEYS = ["pendo/visitors", "pendo/segments"]
 
 

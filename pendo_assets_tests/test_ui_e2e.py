@@ -28,6 +28,9 @@ from pendo_assets_tests.ui_server import LAUNCH_BACKFILL, DagsterDev
 
 from .conftest import TODAY
 
+# Left out of `make test-quick`: `dagster dev` over GraphQL.
+pytestmark = pytest.mark.slow
+
 LOCATION = "pendo_assets.definitions"
 REPOSITORY = "__repository__"
 ASSET_JOB = "__ASSET_JOB"  # the implicit job the UI's "Materialize" button runs

@@ -2,7 +2,7 @@
 repair and sweep modes.
 
 Pendo is retroactive: a page, feature or track type created, edited or deleted today changes
-its rows on every stored day (``docs`` in the README: "When Pendo changes history"). The
+its rows on every stored day (docs/history-changes.md). The
 entity load records such changes (``warehouse.tag_changes``); the ``pendo_tag_repair`` sensor
 then launches the event load over the loaded days with ``repair_tags``: only those tags' rows
 are asked (``pageEvents: {"pageId": ...}``) and replaced, so the work scales with the changed

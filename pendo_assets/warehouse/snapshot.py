@@ -10,7 +10,7 @@ publish; a client that connects afterwards sees the new data.
 Why a byte copy: after a checkpoint the file *is* the database, so copying it costs disk
 bandwidth only (no decoding, no recompression) and scales linearly with the file; DuckDB's own
 ``COPY FROM DATABASE`` rewrites every row and costs CPU several times over (measured in
-``bench/run.py --mode publish``, figures in the README).
+``bench/run.py --mode publish``, figures in docs/performance.md).
 """
 
 from __future__ import annotations
