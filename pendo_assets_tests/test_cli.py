@@ -14,6 +14,9 @@ from pendo_assets.catalog import ENTITIES, EVENTS
 
 from .conftest import DG, REPO, TEST_KEY, project_env
 
+# Left out of `make test-quick`: the documented commands as `dg` subprocesses.
+pytestmark = pytest.mark.slow
+
 NOTICES = ("superseded", "Warning:")  # Dagster's notice; any Python warning line
 
 
@@ -43,8 +46,6 @@ def test_the_docs_document_dg_launch_over_every_source():
     assert any("--partition-range" in c for c in launches)
 
 
-# Left out of `make test-quick`: the documented commands as `dg` subprocesses.
-@pytest.mark.slow
 def test_documented_commands_run_as_written_without_a_notice(emulator, tmp_path):
     env = {**os.environ, **project_env(emulator, tmp_path)}
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)
