@@ -4,7 +4,7 @@ Modes (each contender runs in its own process, so CPU and peak RSS are its own):
 
 - default: the emulator with a latency model of 50 ms + 50 ms per day asked and a year of
   history. Naive script (sequential one-day requests, json.loads, pd.json_normalize, pd.concat
-  in a loop, merge for names) vs the project through three ``dagster asset materialize``
+  in a loop, merge for names) vs the project through three ``dg launch``
   commands (entities; the 6 event assets over the range; their enriched assets). Requests and
   Pendo time are printed per source for both.
 - ``--mode ingest``: no latency, large payloads, no HTTP and no Dagster: response bytes ->
@@ -249,12 +249,12 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
         ("raw events", [f"{RAW_SCHEMA}/{s.table}" for s in events], True),
         ("enriched", [f"{ANALYTICS_SCHEMA}/{s.table}" for s in events], True),
     ]
-    dagster = str(Path(sys.executable).parent / "dagster")
+    dg = str(Path(sys.executable).parent / "dg")
     r = Result("project (3 dagster commands)")
     spans: dict[str, tuple[float, float]] = {}
     for step, keys, ranged in steps:
-        cmd = [dagster, "asset", "materialize", "-m", "pendo_assets.definitions"]
-        cmd += ["--select", ",".join(keys)]
+        cmd = [dg, "launch"]
+        cmd += ["--assets", ",".join(keys)]
         if ranged:
             cmd += ["--partition-range", f"{first}...{last}"]
         started = time.monotonic()

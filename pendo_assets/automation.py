@@ -413,8 +413,8 @@ def build_failure_sensor(settings: Settings) -> dg.SensorDefinition:
 
 def _error_text(info) -> str:
     # Dagster wraps asset errors ("Error occurred while executing op ..."): report the cause.
-    while info.cause is not None and info.message.startswith(
-        "dagster._core.errors.DagsterExecutionStepExecutionError"
+    while (
+        info.cause is not None and info.cls_name == dg.DagsterExecutionStepExecutionError.__name__
     ):
         info = info.cause
     lines = info.message.strip().splitlines()

@@ -21,7 +21,7 @@ from pendo_assets.assets.state import state_assets
 from pendo_assets.automation import build_automation, build_history_repair, refresh_selection
 from pendo_assets.checks import all_checks
 from pendo_assets.freshness import build_freshness
-from pendo_assets.instance import enable_event_batching, freeze_loaded_objects
+from pendo_assets.instance import freeze_loaded_objects
 from pendo_assets.partitions import daily_partitions
 from pendo_assets.reader import build_publish_sensor, with_reader_note
 from pendo_assets.resources import PendoResource
@@ -94,18 +94,18 @@ def defs() -> dg.Definitions:
     """What Dagster loads (`-m pendo_assets.definitions`): the project from the environment's
     PENDO_* settings. Built when Dagster loads it, not when a module imports this one.
 
-    Built once per process for the same settings: one `dagster asset materialize` asks for the
-    definitions six times (the CLI, the run, its execution plan, ...), 0.2-0.4 s each to build
-    and resolve; Dagster keeps its resolved repository on the Definitions object, so handing
-    back the same object makes the other five free. Other settings (or another day, which
-    moves the partitions) build anew.
+    Built once per process for the same settings: one `dg launch` asks for the definitions six
+    times (the CLI, the run, its execution plan, ...), 0.2-0.4 s each to build and resolve;
+    Dagster keeps its resolved repository on the Definitions object, so handing back the same
+    object makes the other five free. Other settings (or another day, which moves the
+    partitions) build anew.
     """
     global _loaded
-    # Every process that loads the project (CLI, run workers, code servers) stores a step's
-    # per-partition events as one batch; see pendo_assets/instance/event_log.py.
-    enable_event_batching()
     settings = load_settings()
     if _loaded is None or _loaded[0] != settings:
         _loaded = (settings, build_definitions(settings))
+        # Deliberately here, the one hook Dagster runs in every process that loads the
+        # project: what loading built stays out of the garbage collector's passes (a fifth of
+        # a CLI range run's CPU; pendo_assets/instance/__init__.py).
         freeze_loaded_objects()
     return _loaded[1]

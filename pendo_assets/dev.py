@@ -18,15 +18,11 @@ from datetime import timedelta
 from dotenv import dotenv_values
 
 from pendo_assets.clock import Clock
-from pendo_assets.instance import enable_event_batching, write_local_config
+from pendo_assets.instance import write_local_config
 from pendo_assets.settings import DEMO_HISTORY_DAYS, DEMO_KEY
 
 DEMO_TIMEZONE = "America/New_York"
 BANNER = "=" * 78
-# `dagster dev` warns on every start that it is superseded by `dg dev` (dagster-dg-cli). We keep
-# `dagster dev` on purpose (docs/development.md); this filter matches that one message only.
-# The warnings of our own code's load are silenced in pendo_assets.quiet.
-QUIET_WARNINGS = "ignore:Function `dev_command` is superseded"
 
 
 def start_emulator(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
@@ -100,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{env['DAGSTER_HOME']}/dagster.yaml is your own (no pendo-assets marker line), so it "
             "is kept; deploy/local/dagster.yaml has the batched event log (docs/performance.md)."
         )
-    enable_event_batching(env)
+    if sys.prefix != sys.base_prefix:
+        # As if the venv were activated: dg warns when the project's .venv is not the active one.
+        env.setdefault("VIRTUAL_ENV", sys.prefix)
     emulator = None
     if needs_emulator(env):
         emulator, url = start_emulator(env)
@@ -112,21 +110,9 @@ def main(argv: list[str] | None = None) -> int:
             f"PENDO_REGION and PENDO_START_DATE (see README).\n{BANNER}",
             flush=True,
         )
-    known = env.get("PYTHONWARNINGS")
-    env["PYTHONWARNINGS"] = f"{known},{QUIET_WARNINGS}" if known else QUIET_WARNINGS
+    # `dg dev` finds the project through pyproject.toml's [tool.dg] (make runs from its root).
     ui = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "dagster",
-            "dev",
-            "-w",
-            "workspace.yaml",
-            "-h",
-            args.host,
-            "-p",
-            str(args.port),
-        ],
+        [sys.executable, "-m", "dagster_dg_cli.cli", "dev", "-h", args.host, "-p", str(args.port)],
         env=env,
     )
 

@@ -15,11 +15,8 @@ from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 
 import dagster as dg
-from dagster._core.definitions.asset_checks.asset_check_factories.utils import (
-    FRESH_UNTIL_METADATA_KEY,
-    FRESHNESS_PARAMS_METADATA_KEY,
-)
 
+from pendo_assets.dagster_internals import FRESH_UNTIL_METADATA_KEY, FRESHNESS_PARAMS_METADATA_KEY
 from pendo_assets.pendo.days import partition_dates
 from pendo_assets.settings import Settings
 

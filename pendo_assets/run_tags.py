@@ -1,11 +1,13 @@
 """The Dagster run tags the project reads and writes: which partition (or range of partitions)
-a run covers. Dagster defines these names in a private module; they are part of its public
-behaviour (the UI and `dagster asset materialize --partition-range` set them), so they are
-spelled once here rather than imported from Dagster's internals."""
+a run covers. They are part of Dagster's public behaviour (the UI and `dg launch
+--partition-range` set them) but Dagster exports them only from a private module, so they come
+through ``pendo_assets.dagster_internals``."""
 
-PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
+from pendo_assets import dagster_internals as internals
+
+PARTITION_TAG = internals.PARTITION_NAME_TAG
+RANGE_START_TAG = internals.ASSET_PARTITION_RANGE_START_TAG
+RANGE_END_TAG = internals.ASSET_PARTITION_RANGE_END_TAG
 
 
 def range_tags(start: str, end: str | None = None) -> dict[str, str]:

@@ -23,6 +23,7 @@ from pendo_assets.resources import PendoResource
 from pendo_assets.run_tags import range_tags
 from pendo_assets.settings import Settings, load_settings
 
+REPO = Path(__file__).resolve().parents[1]
 TEST_KEY = "test-integration-key-5f0c2a"  # distinctive, so leak greps can find it
 TIMEZONE = "America/New_York"
 FIRST_DAY = date(2026, 9, 1)
@@ -44,6 +45,13 @@ def pendo_at(url: str = "http://127.0.0.1:9", **settings) -> PendoResource:
         settings=Settings(**{"base_url": url, "timezone": TIMEZONE, **settings}),
         integration_key=TEST_KEY,
     )
+
+
+# The `dg` of this environment, run as from an activated virtualenv (as the docs say): dg warns
+# when the project's .venv is not the active one.
+DG = str(Path(sys.executable).parent / "dg")
+if sys.prefix != sys.base_prefix:
+    os.environ.setdefault("VIRTUAL_ENV", sys.prefix)
 
 
 def small_subscription(**overrides) -> Subscription:
@@ -194,9 +202,9 @@ class Project:
 def materialize_command(
     select: str, *, partition: str | None = None, partition_range: str | None = None
 ) -> list[str]:
-    """`dagster asset materialize -m pendo_assets.definitions ...`, as the README writes it."""
-    cmd = [sys.executable, "-m", "dagster", "asset", "materialize", "-m"]
-    cmd += ["pendo_assets.definitions", "--select", select]
+    """`dg launch --assets ...`, as the docs write it (run from the project's directory: dg
+    finds the definitions through pyproject.toml's [tool.dg])."""
+    cmd = [DG, "launch", "--assets", select]
     if partition:
         cmd += ["--partition", partition]
     if partition_range:

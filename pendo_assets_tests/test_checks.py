@@ -1,5 +1,5 @@
 """Each asset check failing on data made wrong on purpose, blocking in a raw+enriched run, and
-the `dagster asset materialize` CLI printing passing check evaluations."""
+the `dg launch` CLI printing passing check evaluations."""
 
 from __future__ import annotations
 
@@ -18,7 +18,14 @@ from pendo_assets.catalog import ENTITIES
 from pendo_assets.emulator import EmulatorServer
 from pendo_assets.pendo.tables import TypedTable
 
-from .conftest import TEST_KEY, TODAY, materialize_command, project_env, small_subscription
+from .conftest import (
+    REPO,
+    TEST_KEY,
+    TODAY,
+    materialize_command,
+    project_env,
+    small_subscription,
+)
 
 # Left out of `make test-quick`: the CLI over marts and rollups and one Dagster run per
 # failing check.
@@ -205,6 +212,7 @@ def test_cli_materializes_marts_and_rollups_with_passing_checks(tmp_path):
             proc = subprocess.run(
                 [*materialize_command(select), *extra],
                 env=env,
+                cwd=REPO,
                 capture_output=True,
                 text=True,
                 timeout=180,

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dagster._config import process_config, resolve_to_config_type
-from dagster._core.instance.config import dagster_instance_config
 
+from pendo_assets.dagster_internals import (
+    dagster_instance_config,
+    process_config,
+    resolve_to_config_type,
+)
 from pendo_assets.settings import SettingsError, load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
@@ -117,6 +120,7 @@ def test_run_launcher_is_the_helm_charts_k8s_launcher():
     assert config["postgres_password_secret"] == {"env": "DAGSTER_K8S_PG_PASSWORD_SECRET"}
     assert config["dagster_home"] == {"env": "DAGSTER_HOME"}
     assert "pendo-assets-env" in config["env_secrets"]
+    assert "DAGSTER_EVENT_BATCH_SIZE=1000" in config["env_vars"]  # run pods batch events
     if importlib.util.find_spec("dagster_k8s") is not None:
         assert class_config_errors(section) == []
 

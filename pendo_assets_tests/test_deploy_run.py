@@ -37,6 +37,8 @@ from .conftest import day_truth, loaded, project_env
 
 DEPLOY_YAML = REPO_ROOT / "deploy" / "dagster.yaml"
 LOCATION = "pendo_assets.definitions"
+# The daemon and webserver load the project the way a deployment does: through workspace.yaml.
+WORKSPACE = str(REPO_ROOT / "workspace.yaml")
 TABLES = ["events", "page_events"]
 RANGES = [("2026-10-01", "2026-10-03"), ("2026-10-12", "2026-10-13")]
 TIMEOUT_S = 150.0
@@ -172,11 +174,11 @@ def test_two_backfills_on_postgres_with_the_daemon_keep_one_writer_per_database(
         timeout=60,
     )
     daemon = start(
-        [str(bindir / "dagster-daemon"), "run", "-m", LOCATION], env, tmp_path / "daemon.log"
+        [str(bindir / "dagster-daemon"), "run", "-w", WORKSPACE], env, tmp_path / "daemon.log"
     )
     port = free_port()
     web = start(
-        [str(bindir / "dagster-webserver"), "-m", LOCATION, "-h", "127.0.0.1", "-p", str(port)],
+        [str(bindir / "dagster-webserver"), "-w", WORKSPACE, "-h", "127.0.0.1", "-p", str(port)],
         env,
         tmp_path / "webserver.log",
     )

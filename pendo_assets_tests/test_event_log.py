@@ -1,18 +1,19 @@
-"""The batched SQLite event-log storage against Dagster's own, on the pinned release.
+"""The batched SQLite event-log storage against Dagster's own, on the installed release.
 
 The same partition-range workload (two daily assets, a blocking check, one asset that fails) runs
 on an instance with the stock storage and on one with ours; what Dagster then reports per
 partition must be identical, and ours must have written it in far fewer transactions.
 """
 
+import os
 from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import yaml
-from dagster._core.storage.event_log import SqliteEventLogStorage
 
+from pendo_assets.dagster_internals import SqliteEventLogStorage
 from pendo_assets.instance import (
     enable_event_batching,
     event_log,
@@ -218,7 +219,15 @@ def test_make_dev_writes_the_local_instance_config_and_keeps_a_users_own(tmp_pat
     assert config.read_text() == own
 
 
-def test_loading_the_project_turns_event_batching_on_unless_the_user_chose(monkeypatch):
+def test_the_batched_storage_turns_event_batching_on_unless_the_user_chose(tmp_path, monkeypatch):
+    monkeypatch.delenv("DAGSTER_EVENT_BATCH_SIZE", raising=False)
+    with _instance(tmp_path / "home", batched=False):
+        assert "DAGSTER_EVENT_BATCH_SIZE" not in os.environ  # Dagster's own storage: untouched
+    with _instance(tmp_path / "home-batched", batched=True):
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "1000"
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "0")
+    with _instance(tmp_path / "home-off", batched=True):
+        assert os.environ["DAGSTER_EVENT_BATCH_SIZE"] == "0"
     env: dict[str, str] = {}
     enable_event_batching(env)
     assert int(env["DAGSTER_EVENT_BATCH_SIZE"]) >= 365  # a year of one asset in one batch

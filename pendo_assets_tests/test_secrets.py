@@ -1,5 +1,5 @@
 """The integration key never leaves the process that uses it: after a successful and a failed
-``dagster asset materialize`` with a real instance under a temporary DAGSTER_HOME, neither the
+``dg launch`` with a real instance under a temporary DAGSTER_HOME, neither the
 key nor an obvious encoding of it is in any file there, the CLI output, the run config, tags,
 event logs, materialization metadata, error messages or the DuckDB file."""
 
@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import dagster as dg
 import pytest
-from dagster._serdes import serialize_value
+from dagster import serialize_value
 
 from .conftest import TEST_KEY, materialize_command, project_env
 

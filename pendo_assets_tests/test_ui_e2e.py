@@ -89,10 +89,14 @@ query($id: String!) {
 """
 
 RUN_LOGS = """
-query($runId: ID!) {
-  logsForRun(runId: $runId, limit: 5000) {
+query($runId: ID!, $cursor: String) {
+  logsForRun(runId: $runId, afterCursor: $cursor, limit: 1000) {
     __typename
-    ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+    ... on EventConnection {
+      events { __typename ... on MessageEvent { message } }
+      cursor
+      hasMore
+    }
   }
 }
 """
@@ -174,8 +178,15 @@ def wait_backfill(server: DagsterDev, backfill_id: str) -> dict:
 
 
 def run_messages(server: DagsterDev, run_id: str) -> list[str]:
-    logs = server.graphql(RUN_LOGS, {"runId": run_id})["logsForRun"]
-    return [e.get("message") or "" for e in logs["events"]]
+    # Pages of 1000: the most any supported Dagster release answers at once.
+    messages: list[str] = []
+    cursor = None
+    while True:
+        logs = server.graphql(RUN_LOGS, {"runId": run_id, "cursor": cursor})["logsForRun"]
+        messages += [e.get("message") or "" for e in logs["events"]]
+        if not logs["hasMore"]:
+            return messages
+        cursor = logs["cursor"]
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,21 @@ import os
 from collections.abc import MutableMapping
 from pathlib import Path
 
+from pendo_assets.dagster_internals import EVENT_BATCH_SIZE_ENV
+
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "local" / "dagster.yaml"
 # The template's first line: a file that still starts with it is ours to refresh.
 MARKER = "# pendo-assets local instance"
-# Dagster reads this in every process that stores events (the CLI, run workers, the UI's
-# process when it plans a run). Events come in batches of a step's partitions; one year of
-# one asset is 365 events, so 1000 keeps most steps to one write.
-EVENT_BATCH_SIZE_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+# Events come in batches of a step's partitions; one year of one asset is 365 events, so 1000
+# keeps most steps to one write.
 EVENT_BATCH_SIZE = "1000"
 
 
 def enable_event_batching(env: MutableMapping[str, str] = os.environ) -> None:
-    """Turn Dagster's event batching on unless the user chose a size."""
+    """Turn Dagster's event batching on unless the user chose a size (``0`` turns it off).
+
+    Called by the batched event log when Dagster builds it: every process that stores events
+    in it (the CLI, run workers, the UI's and the daemon's processes) builds it first."""
     env.setdefault(EVENT_BATCH_SIZE_ENV, EVENT_BATCH_SIZE)
 
 

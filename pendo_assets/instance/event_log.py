@@ -14,9 +14,10 @@ PostgreSQL's storage batches; this does the same for SQLite:
 - a planned check over a partition range is serialized once, not once per partition.
 
 Connections to the run file are not pooled: the UI's live log view watches that file's
-modification time. This relies on Dagster internals and is tested against the pinned release
-(``dagster==1.13.27``, ``pendo_assets_tests/test_event_log.py``); anything it cannot batch goes
-through the stock path.
+modification time. This relies on Dagster internals (imported from
+``pendo_assets.dagster_internals``, which lists what to check on an upgrade) and is tested
+against every Dagster release the project supports (``pendo_assets_tests/test_event_log.py``);
+anything it cannot batch goes through the stock path.
 """
 
 from __future__ import annotations
@@ -27,24 +28,22 @@ from contextlib import contextmanager, nullcontext
 from itertools import groupby
 from typing import Any
 
-import dagster._check as check
-from dagster._core.events import (
+import sqlalchemy as sa
+from dagster import EventLogEntry, serialize_value
+from sqlalchemy.engine import Connection
+
+from pendo_assets.dagster_internals import (
     ASSET_CHECK_EVENTS,
     ASSET_EVENTS,
     EVENT_TYPE_TO_PIPELINE_RUN_STATUS,
-)
-from dagster._core.events.log import EventLogEntry
-from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
-from dagster._core.storage.event_log import SqliteEventLogStorage
-from dagster._core.storage.event_log.schema import (
+    AssetCheckExecutionRecordStatus,
     AssetCheckExecutionsTable,
     AssetKeyTable,
+    ConfigurableClassData,
     SqlEventLogStorageTable,
+    SqliteEventLogStorage,
 )
-from dagster._core.storage.sqlalchemy_compat import db_select
-from dagster._serdes import ConfigurableClassData
-from dagster_shared.serdes import serialize_value
-from sqlalchemy.engine import Connection
+from pendo_assets.instance import enable_event_batching
 
 MODULE = __name__
 CLASS = "BatchedSqliteEventLogStorage"
@@ -78,6 +77,8 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         # serializes connections with a non-reentrant lock, so nested opens must reuse it).
         # Set first: the stock constructor already connects.
         self._batch = threading.local()
+        # Dagster hands events to store_event_batch only when batching is on in this process.
+        enable_event_batching()
         super().__init__(base_dir, inst_data=inst_data)
 
     @classmethod
@@ -114,7 +115,6 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     # -- the batch path ------------------------------------------------------------------------
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
-        check.sequence_param(events, "events", of_type=EventLogEntry)
         if len(events) <= 1:
             for event in events:
                 self.store_event(event)
@@ -186,7 +186,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         existing = {
             r[0]
             for r in conn.execute(
-                db_select([AssetKeyTable.c.asset_key]).where(
+                sa.select(AssetKeyTable.c.asset_key).where(
                     AssetKeyTable.c.asset_key.in_(list(asset_values))
                 )
             ).fetchall()
@@ -203,7 +203,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         self, event: EventLogEntry, event_id: int | None
     ) -> None:
         """As the stock method, but the event is serialized once for all its partitions."""
-        planned = check.not_none(event.dagster_event).asset_check_planned_data
+        planned = event.get_dagster_event().asset_check_planned_data
         partition_keys = (
             planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
         )

@@ -17,11 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import dagster as dg
-from dagster._core.execution.context.metadata_logging import (
-    AssetMetadataHandle,
-    OutputMetadataAccumulator,
-)
 
+from pendo_assets.dagster_internals import add_partition_metadata
 from pendo_assets.pendo.days import partition_dates
 from pendo_assets.reader import publish_after_run
 from pendo_assets.settings import Settings
@@ -40,7 +37,6 @@ if TYPE_CHECKING:
     # Only a downstream asset that asks for a DataFrame needs pandas (DuckDB imports it
     # then); every `dagster` command that loads the project starts 0.2 s sooner without it.
     import pandas as pd
-    from dagster._core.execution.context.system import StepExecutionContext
 
 
 class Write(Protocol):
@@ -332,28 +328,3 @@ class DuckDBWarehouseIOManager(dg.ConfigurableIOManager):
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
         schema, table = table_of(context.asset_key)
         return self.warehouse.read_df(schema, table, partition_days(context))
-
-
-def add_partition_metadata(
-    step: StepExecutionContext, key: dg.AssetKey, per_partition: dict[str, dict[str, Any]]
-) -> None:
-    """``step.add_asset_metadata(metadata, asset_key=key, partition_key=p)`` for every
-    partition at once (the output's own partitions): the same metadata on the same
-    materializations.
-
-    Dagster rebuilds and re-validates its whole accumulator of asset metadata on every call
-    and lists the range's partition keys again, so a step that reports a year for six
-    sources (2,190 calls) spent over a second in it, growing with the square of the days.
-    One rebuild holds what the calls would have left. Dagster internals: the public calls
-    are the fallback should this release's accumulator not be there.
-    """
-    accumulator = getattr(step, "_metadata_accumulator", None)
-    if not isinstance(accumulator, OutputMetadataAccumulator):
-        for partition, metadata in per_partition.items():
-            step.add_asset_metadata(metadata, asset_key=key, partition_key=partition)
-        return
-    merged = dict(accumulator.per_output_metadata)
-    for partition, metadata in per_partition.items():
-        handle = AssetMetadataHandle(asset_key=key, partition_key=partition)
-        merged[handle] = {**merged.get(handle, {}), **metadata}
-    step._metadata_accumulator = OutputMetadataAccumulator(per_output_metadata=merged)
