@@ -658,6 +658,8 @@ def test_admin_endpoints(fresh):
 
 
 # --- streaming and CLI --------------------------------------------------------------------
+# Slow (8 s: a 200,000-visitor answer), so outside `make test-quick`'s 90 s.
+@pytest.mark.slow
 def test_large_visitor_answer_is_streamed_in_chunks():
     big = make_sub(scale=1000.0, drift=())  # 200,000 visitors
     assert big.visitor_count == 200_000
