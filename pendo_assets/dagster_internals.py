@@ -49,7 +49,10 @@ INTERNALS: dict[str, Internal] = {
         "_store_asset_check_evaluation_planned, and calls run_connection, _event_to_row, "
         "_has_asset_key_index_cols_on_connection, _get_asset_entry_values, "
         "_store_asset_event_tags, _event_insert_timestamp and store_asset_check_event: check "
-        "their signatures. " + _STORE_EVENT,
+        "their signatures. Its planned rows fill one serialization per asset with each "
+        "event's partition and time: EventLogEntry, DagsterEvent and the planned data must "
+        "stay NamedTuples (_replace) that serialize strings as json.dumps and floats as repr "
+        "(test_event_log.py checks the rows against _event_to_row). " + _STORE_EVENT,
     ),
     "ConfigurableClassData": Internal(
         "dagster._serdes:ConfigurableClassData",

@@ -5,7 +5,10 @@ on an instance with the stock storage and on one with ours; what Dagster then re
 partition must be identical, and ours must have written it in far fewer transactions.
 """
 
+import json
 import os
+import re
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -183,13 +186,14 @@ def test_batched_storage_writes_a_range_in_a_few_transactions(tmp_path, monkeypa
     assert counts[True] * 5 < counts[False], counts
 
 
-def test_planned_check_over_a_range_is_serialized_once(tmp_path, monkeypatch):
+def test_planned_events_over_a_range_are_serialized_once(tmp_path, monkeypatch):
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "100000")
     calls = []
     real = event_log.serialize_value
 
     def counting(value):
-        calls.append(type(value).__name__)
+        if isinstance(value, dg.EventLogEntry):
+            calls.append(value.dagster_event.event_type_value)
         return real(value)
 
     monkeypatch.setattr(event_log, "serialize_value", counting)
@@ -199,7 +203,9 @@ def test_planned_check_over_a_range_is_serialized_once(tmp_path, monkeypatch):
             dg.AssetCheckKey(dg.AssetKey("right"), "right_has_rows"), limit=1000
         )
     assert len(history) == 61  # a planned row per partition and the evaluation ...
-    assert calls.count("EventLogEntry") == 2  # ... from one serialization per planned check
+    assert calls.count("ASSET_CHECK_EVALUATION_PLANNED") == 2  # ... from one per planned check
+    # Three assets, 60 planned partitions each: one serialization of each asset's events.
+    assert calls.count("ASSET_MATERIALIZATION_PLANNED") == 3
 
 
 def test_make_dev_writes_the_local_instance_config_and_keeps_a_users_own(tmp_path):
@@ -234,3 +240,125 @@ def test_the_batched_storage_turns_event_batching_on_unless_the_user_chose(tmp_p
     env = {"DAGSTER_EVENT_BATCH_SIZE": "0"}
     enable_event_batching(env)
     assert env["DAGSTER_EVENT_BATCH_SIZE"] == "0"
+
+
+def _index(home: Path) -> sqlite3.Connection:
+    return sqlite3.connect(home / "history" / "runs" / "index.db")
+
+
+def _planned_rows(db: sqlite3.Connection, run_id: str) -> list[tuple]:
+    """A run's planned rows in storage order, with what differs between two runs taken out."""
+    stamp = re.compile(r'"timestamp": [-0-9.e]+')
+    rows = db.execute(
+        "SELECT dagster_event_type, step_key, asset_key, partition, event FROM event_logs "
+        "WHERE run_id = ? AND dagster_event_type LIKE '%PLANNED' ORDER BY id",
+        (run_id,),
+    ).fetchall()
+    return [(*r[:4], stamp.sub("", r[4].replace(run_id, "RUN"))) for r in rows]
+
+
+def test_a_range_runs_planned_events_are_stored_as_the_stock_storage_stores_them(
+    tmp_path, monkeypatch
+):
+    """Row by row, in the run's file and in the index: one planned event per asset and
+    partition, identical to Dagster's own but for run ids and times."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    stored = {}
+    for batched in (False, True):
+        home = tmp_path / f"batched-{batched}"
+        with _instance(home, batched) as instance:
+            _run(instance)
+            runs = [r.run_id for r in reversed(instance.get_runs())]
+        db = _index(home)
+        stored[batched] = [
+            (
+                _planned_rows(db, run_id),
+                _planned_rows(sqlite3.connect(home / "history" / "runs" / f"{run_id}.db"), run_id),
+            )
+            for run_id in runs
+        ]
+    assert stored[True] == stored[False]
+    (index_rows, run_rows), (broken_rows, _) = stored[True]
+    assert index_rows == run_rows
+    planned = [r for r in index_rows if r[0] == "ASSET_MATERIALIZATION_PLANNED"]
+    by_asset = {a: [r[3] for r in planned if r[2] == a] for a in {r[2] for r in planned}}
+    days = PARTS.get_partition_keys_in_range(dg.PartitionKeyRange(FIRST, LAST))
+    assert len(days) == 60
+    assert by_asset == {'["left"]': days, '["right"]': days}
+    assert [r[3] for r in broken_rows if r[0] == "ASSET_MATERIALIZATION_PLANNED"] == days
+
+
+def test_the_index_rows_ids_are_their_own(tmp_path, monkeypatch):
+    """The batch path works out the ids of the index rows it inserts; every row that points at
+    one (indexed tags, the asset's latest materialization, check executions) must point at the
+    event it was written for, in both runs (the second starts after the first's ids)."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    home = tmp_path / "home"
+    with _instance(home, batched=True) as instance:
+        _run(instance)
+    db = _index(home)
+    events = {i: json.loads(e) for i, e in db.execute("SELECT id, event FROM event_logs")}
+    tags = db.execute("SELECT event_id, asset_key, key, value FROM asset_event_tags").fetchall()
+    assert len(tags) >= 2 * 60  # a data version per materialized partition of left and right
+    for event_id, asset_key, key, value in tags:
+        data = events[event_id]["dagster_event"]["event_specific_data"]["materialization"]
+        assert json.dumps(data["asset_key"]["path"]) == asset_key
+        assert data["tags"][key] == value
+    latest = db.execute("SELECT asset_key, last_materialization FROM asset_keys").fetchall()
+    assert sum(record is not None for _, record in latest) == 2  # left and right
+    for _, record in latest:
+        if record is not None:
+            record = json.loads(record)
+            assert events[record["storage_id"]] == record["event_log_entry"]
+    checks = db.execute(
+        "SELECT evaluation_event_storage_id, evaluation_event FROM asset_check_executions"
+    ).fetchall()
+    assert len(checks) == 2 * 60 + 2  # planned per partition, and the two evaluations
+    for storage_id, event in checks:
+        assert events[storage_id] == json.loads(event)
+
+
+def _stored_events(tmp_path) -> list[dg.EventLogEntry]:
+    """Every event of the workload's runs, as Dagster's own storage reads them back."""
+    with _instance(tmp_path / "stock", batched=False) as instance:
+        _run(instance)
+        return [e for r in instance.get_runs() for e in instance.all_logs(r.run_id)]
+
+
+def test_planned_rows_are_the_rows_dagster_builds(tmp_path, monkeypatch):
+    """One serialization per asset, filled in with each event's partition and time: the rows
+    must be Dagster's own, also for partitions and times that JSON writes unusually, and for
+    events that differ from their asset's first in anything else."""
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    events = _stored_events(tmp_path)
+    planned_type = dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    planned = [e for e in events if e.dagster_event_type == planned_type]
+    assert len(planned) == 3 * 60
+    first = planned[0]
+    data = first.dagster_event.event_specific_data
+
+    def planned_like(partition=data.partition, timestamp=first.timestamp, **fields):
+        dagster_event = first.dagster_event._replace(
+            event_specific_data=data._replace(partition=partition)
+        )
+        return first._replace(timestamp=timestamp, dagster_event=dagster_event, **fields)
+
+    odd = [
+        planned_like(partition=p)
+        for p in ('2025-"01"', "a\\b", "naïve|Zürich", "\u2028", "x" * 300, "{}", "1e-289")
+    ]
+    odd += [planned_like(timestamp=t) for t in (1e10, 0.1, 1796416068.0, 5e-324)]
+    odd += [
+        planned_like(run_id="another-run"),
+        planned_like(level=40),
+        planned_like(user_message="said something"),
+        first._replace(dagster_event=first.dagster_event._replace(message="planned, differently")),
+        planned_like(partition=""),  # Dagster stores no partition for an empty one
+    ]
+    with _instance(tmp_path / "batched", batched=True) as instance:
+        storage = instance.event_log_storage
+        rows = event_log._PlannedRows(storage)
+        for event in [*events, *odd, *planned]:
+            assert rows.row(event) == storage._event_to_row(event), event
+        # and the fast way was taken: each asset's first event made a fillable template
+        assert len(rows._templates) >= 3
