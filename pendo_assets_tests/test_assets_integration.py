@@ -68,6 +68,9 @@ def test_the_backfill_run_asks_pendo_first_and_builds_each_source_after_its_chec
     assert order.index("pendo_entities_checks") < checks[0]
     for t in tables:
         assert order[order.index(f"pendo_{t}_checks") + 1] == f"analytics__{t}"
+    tie_out = order.index("analytics__poll_events_nps_buckets_tie_out")
+    assert order[tie_out - 1] == "analytics__poll_events"
+    assert order[-1] == "pendo_freshness"
 
 
 @pytest.mark.parametrize("source", ENTITIES, ids=lambda s: s.table)
