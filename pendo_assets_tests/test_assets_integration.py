@@ -29,7 +29,7 @@ def expected_by_day(sub, source) -> dict[date, tuple[int, int, int]]:
 
 @pytest.fixture(scope="module")
 def loaded(emulator, subscription, tmp_path_factory):
-    """Entities, then raw events over the range, then enriched: as the README commands do."""
+    """Entities, raw events and enriched events over the range in one run: the README's backfill."""
     mp = pytest.MonkeyPatch()
     tmp = tmp_path_factory.mktemp("integration")
     env = project_env(emulator, tmp)
@@ -39,9 +39,9 @@ def loaded(emulator, subscription, tmp_path_factory):
     instance = dg.DagsterInstance.ephemeral()
     project = Project(env, defs, instance, env["PENDO_DUCKDB_PATH"])
     results = {
-        "entities": project.materialize(ENTITY_KEYS),
-        "raw": project.materialize(RAW_KEYS, START.isoformat(), END.isoformat()),
-        "enriched": project.materialize(ENRICHED_KEYS, START.isoformat(), END.isoformat()),
+        "backfill": project.materialize(
+            ENTITY_KEYS + RAW_KEYS + ENRICHED_KEYS, START.isoformat(), END.isoformat()
+        )
     }
     yield project, results
     instance.dispose()
@@ -51,6 +51,26 @@ def loaded(emulator, subscription, tmp_path_factory):
 def test_runs_succeed(loaded):
     _, results = loaded
     assert all(r.success for r in results.values())
+
+
+def test_the_backfill_run_asks_pendo_first_and_builds_each_source_after_its_checks(loaded):
+    """Step order (pendo_assets/step_order.py): the event loads first, the entities next, and
+    each source's enriched days straight after its own checks, in the order of its totals."""
+    project, results = loaded
+    started = project.instance.all_logs(
+        results["backfill"].run_id, of_type=dg.DagsterEventType.STEP_START
+    )
+    order = [e.step_key for e in started]
+    assert order[:2] == ["load_pendo_events", "load_pendo_entities"]
+    tables = sorted(s.table for s in EVENTS)
+    checks = [order.index(f"pendo_{t}_checks") for t in tables]
+    assert checks == sorted(checks)
+    assert order.index("pendo_entities_checks") < checks[0]
+    for t in tables:
+        assert order[order.index(f"pendo_{t}_checks") + 1] == f"analytics__{t}"
+    tie_out = order.index("analytics__poll_events_nps_buckets_tie_out")
+    assert order[tie_out - 1] == "analytics__poll_events"
+    assert order[-1] == "pendo_freshness"
 
 
 @pytest.mark.parametrize("source", ENTITIES, ids=lambda s: s.table)

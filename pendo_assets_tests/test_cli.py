@@ -46,6 +46,15 @@ def test_the_docs_document_dg_launch_over_every_source():
     assert any("--partition-range" in c for c in launches)
 
 
+def test_the_readme_backfills_in_one_run_what_the_bench_measures():
+    """The README's backfill is one `dg launch` over a range, the command `make bench` times."""
+    from bench.run import backfill_keys
+
+    ranged = [c for c in documented_commands() if "--partition-range" in c]
+    readme = [shlex.split(c)[3].split(",") for c in ranged if c.startswith("dg launch ")]
+    assert backfill_keys() in readme
+
+
 def test_documented_commands_run_as_written_without_a_notice(emulator, tmp_path):
     env = {**os.environ, **project_env(emulator, tmp_path)}
     os.makedirs(env["DAGSTER_HOME"], exist_ok=True)

@@ -215,6 +215,34 @@ def test_a_freed_slot_goes_to_loads_before_background_totals_and_by_rank():
     ]
 
 
+def test_slots_are_handed_over_never_exceeded_and_all_given_back():
+    from pendo_assets.pendo.client import _Slots
+
+    slots = _Slots(3)
+    lock = threading.Lock()
+    open_now, most, done = 0, 0, []
+
+    def ask(n: int) -> None:
+        nonlocal open_now, most
+        with slots.hold((n % 3, n)):
+            with lock:
+                open_now += 1
+                most = max(most, open_now)
+            time.sleep(0.002)
+            with lock:
+                open_now -= 1
+        done.append(n)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(done) == list(range(40))
+    assert most == 3
+    assert slots._used == 0 and slots._waiting == []
+
+
 def test_a_ranked_source_takes_the_slots_before_a_lower_ranked_one(fresh_emulator, monkeypatch):
     # Event loads are ranked by table, as their checks run: while the first source still has
     # windows to ask, the second one waits, so the first is written while the second loads.

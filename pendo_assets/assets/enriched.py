@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from pendo_assets import step_order
 from pendo_assets.assets.schema import enriched_schema
 from pendo_assets.assets.shared import (
     KINDS,
@@ -42,6 +43,7 @@ def build_enriched_asset(
         group_name=ENRICHED_GROUP,
         kinds=KINDS,
         **daily_sql_table(settings, partitions),
+        op_tags=step_order.tags(step_order.ENRICHED),
         description=f"Every row of `{RAW_SCHEMA}.{source.table}` for the day (none dropped, "
         f"none duplicated) plus the names its ids point to: {names}. Computed inside DuckDB "
         f"into `{ANALYTICS_SCHEMA}.{source.table}`.{demo_note(settings)}",

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pyarrow.compute as pc
 
+from pendo_assets import step_order
 from pendo_assets.assets.repair import EventConfig, repair_tags, sweep
 from pendo_assets.assets.schema import raw_schema
 from pendo_assets.assets.shared import IO_MANAGER_KEY, KINDS, asset_key, demo_note, partition_dates
@@ -309,6 +310,9 @@ def build_entity_assets(settings: Settings) -> dg.AssetsDefinition:
         outs={output_name(s): _out(s, settings, ENTITY_GROUP, how(s)) for s in ENTITIES},
         can_subset=True,
         pool=settings.warehouse_pool,
+        # A backfill's one run (entities, events, enriched over a range) may include them.
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        op_tags=step_order.tags(step_order.ENTITY_LOADS),
         description="Pendo's entity sources, fetched together through one client.",
     )
     def _entities(
@@ -438,6 +442,7 @@ def build_event_assets(
         pool=settings.warehouse_pool,
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        op_tags=step_order.tags(step_order.EVENT_LOADS),
         description="Pendo's event sources, fetched together through one client. Run config "
         "`repair_tags` / `delete_tags` reloads only changed tags' rows, `sweep` only the (day, "
         "tag) slices that differ from Pendo's totals (see the pendo_tag_repair sensor and the "

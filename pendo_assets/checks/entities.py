@@ -4,6 +4,7 @@ from collections.abc import Iterator, Sequence
 
 import dagster as dg
 
+from pendo_assets import step_order
 from pendo_assets.assets.shared import asset_key
 from pendo_assets.catalog import ENTITIES, RAW_SCHEMA, EntitySource
 from pendo_assets.checks.shared import UNIQUE_IDS, missing_table, result
@@ -26,7 +27,12 @@ def build_entity_checks(sources: Sequence[EntitySource] = ENTITIES) -> dg.AssetC
         for s in sources
     ]
 
-    @dg.multi_asset_check(specs=specs, can_subset=True, name="pendo_entities_checks")
+    @dg.multi_asset_check(
+        specs=specs,
+        can_subset=True,
+        name="pendo_entities_checks",
+        op_tags=step_order.tags(step_order.ENTITY_CHECKS),
+    )
     def _unique(
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> Iterator[dg.AssetCheckResult]:

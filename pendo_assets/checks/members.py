@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from pendo_assets import step_order
 from pendo_assets.assets.raw import MEMBERS_FAILED
 from pendo_assets.assets.shared import asset_key
 from pendo_assets.catalog import ENTITIES, RAW_SCHEMA, EntitySource
@@ -28,6 +29,7 @@ def _members_check(source: EntitySource) -> dg.AssetChecksDefinition:
     @dg.asset_check(
         asset=key,
         name=MEMBERS,
+        op_tags=step_order.tags(step_order.ENTITY_CHECKS),
         description=f"Every {source.table[:-1]} asked had its members loaded into `{table}` "
         "by the latest load (warning: one that failed keeps its last known members).",
     )

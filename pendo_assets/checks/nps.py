@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from pendo_assets import step_order
 from pendo_assets.assets.shared import table_key
 from pendo_assets.catalog import ANALYTICS_SCHEMA, RAW_SCHEMA
 from pendo_assets.warehouse.io_manager import WarehouseResource
@@ -47,6 +48,8 @@ def _counts(rows: list[tuple]) -> dict[str, int]:
     asset=POLL_EVENTS_KEY,
     name=NPS_BUCKETS_TIE_OUT,
     blocking=True,
+    # Straight after analytics.poll_events, not behind the other sources' checks.
+    op_tags=step_order.tags(step_order.ENRICHED),
     # pendo.polls is written by the guides asset, so table_key names that one.
     additional_deps=[table_key(f"{RAW_SCHEMA}.poll_events"), table_key(f"{RAW_SCHEMA}.polls")],
     description="Detractor, passive and promoter counts in analytics.poll_events equal the "

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from pendo_assets import step_order
 from pendo_assets.assets.shared import asset_key
 from pendo_assets.catalog import RAW_SCHEMA, SOURCES_BY_TABLE, Source
 from pendo_assets.checks.partitions import _complete_result
@@ -230,7 +231,11 @@ def build_raw_event_checks(source: Source, settings: Settings) -> dg.AssetChecks
         )
     fq = fq_name(RAW_SCHEMA, source.table)
 
-    @dg.multi_asset_check(specs=specs, name=f"{RAW_SCHEMA}_{source.table}_checks")
+    @dg.multi_asset_check(
+        specs=specs,
+        name=f"{RAW_SCHEMA}_{source.table}_checks",
+        op_tags=step_order.tags(step_order.event_checks(source)),
+    )
     def _checks(
         context: dg.AssetCheckExecutionContext,
         warehouse: WarehouseResource,

@@ -89,9 +89,9 @@ class _Slots:
     def __init__(self, n: int):
         self._n = n
         self._used = 0
-        self._waiting: list[tuple[tuple, int]] = []
+        self._waiting: list[tuple[tuple, int, threading.Event]] = []
         self._order = itertools.count()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
 
     @property
     def capacity(self) -> int:
@@ -100,26 +100,38 @@ class _Slots:
 
     @contextmanager
     def hold(self, priority: tuple = (0,)) -> Iterator[None]:
-        ticket = (priority, next(self._order))
-        with self._cond:
-            heapq.heappush(self._waiting, ticket)
+        with self._lock:
+            if self._used < self._n:  # a free slot means nobody waits
+                self._used += 1
+                granted = None
+            else:
+                granted = threading.Event()
+                entry = (priority, next(self._order), granted)
+                heapq.heappush(self._waiting, entry)
+        if granted is not None:
             try:
-                while self._used >= self._n or self._waiting[0] != ticket:
-                    self._cond.wait()
+                granted.wait()
             except BaseException:
-                self._waiting.remove(ticket)
-                heapq.heapify(self._waiting)
-                self._cond.notify_all()
+                with self._lock:
+                    if granted.is_set():  # handed over meanwhile: pass it on
+                        self._release()
+                    else:
+                        self._waiting.remove(entry)
+                        heapq.heapify(self._waiting)
                 raise
-            heapq.heappop(self._waiting)
-            self._used += 1
-            self._cond.notify_all()  # the next in line may fit too
         try:
             yield
         finally:
-            with self._cond:
-                self._used -= 1
-                self._cond.notify_all()
+            with self._lock:
+                self._release()
+
+    def _release(self) -> None:
+        """Hand the slot straight to the first in line, waking that thread only: waking every
+        waiter to let them race for it cost tens of milliseconds per request under the GIL."""
+        if self._waiting:
+            heapq.heappop(self._waiting)[2].set()
+        else:
+            self._used -= 1
 
 
 class _Retryable(Exception):
