@@ -170,6 +170,20 @@ INTERNALS: dict[str, Internal] = {
         "The key of one (asset, partition) in that accumulator.",
         "Its asset_key and partition_key fields.",
     ),
+    # -- planned events of a range run (plan_unpartitioned_once below) -------------------------
+    "DagsterRun": Internal(
+        "dagster._core.storage.dagster_run:DagsterRun",
+        "Its get_resolved_partitions_subset_for_events(partitions_def) gives back the run's "
+        "partition range even when partitions_def is None, so an unpartitioned asset or check "
+        "in a range run (the backfill's entities and every check) is planned once per day of "
+        "the range: a year's backfill wrote 2,555 such planned materializations and 20,440 "
+        "planned check rows that no evaluation ever resolves. There is no public hook into "
+        "run creation.",
+        "Whether the method still returns the run's subset for partitions_def=None (if fixed "
+        "upstream, drop plan_unpartitioned_once), and that it is still what run creation asks "
+        "per asset and per check (run_domain._log_asset_planned_events); "
+        "test_dagster_internals' planned-events tests.",
+    ),
     # -- named by configuration files (module: in a dagster.yaml) -------------------------------
     "NoOpComputeLogManager": Internal(
         "dagster._core.storage.noop_compute_log_manager:NoOpComputeLogManager",
@@ -225,3 +239,32 @@ def add_partition_metadata(step: Any, key: Any, per_partition: dict[str, dict[st
         handle = handle_class(asset_key=key, partition_key=partition)
         merged[handle] = {**merged.get(handle, {}), **metadata}
     step._metadata_accumulator = accumulator_class(per_output_metadata=merged)
+
+
+def plan_unpartitioned_once() -> None:
+    """Plan an unpartitioned asset or check once per run, not once per partition of the run.
+
+    Run creation asks ``DagsterRun.get_resolved_partitions_subset_for_events`` with each
+    asset's and check's partitions definition, and gets the run's range back also when there
+    is none. The backfill's run holds the unpartitioned entities and 56 unpartitioned checks,
+    so a year was planned as 2,555 entity materializations per day (which never come: the
+    entities materialize once) and 20,440 check rows (which stay PLANNED beside the one
+    evaluation): 1.2 s of the run's start. With ``partitions_def=None`` the answer is now
+    None, as for a run without a range. Partitioned assets are planned per partition, as
+    before (failed partitions are marked from those events). Installed once per process by
+    the definitions loader, so it covers the processes that create runs with the project
+    loaded (``dg launch``, ``materialize``); runs the webserver or daemon create do not get it.
+    """
+    run_class = resolve("DagsterRun")
+    original = run_class.get_resolved_partitions_subset_for_events
+    if getattr(original, "_pendo_plans_once", False):
+        return
+
+    def resolved(self, partitions_def):
+        if partitions_def is None:
+            return None
+        return original(self, partitions_def)
+
+    resolved._pendo_plans_once = True  # type: ignore[attr-defined]
+    resolved.__wrapped__ = original  # type: ignore[attr-defined]
+    run_class.get_resolved_partitions_subset_for_events = resolved

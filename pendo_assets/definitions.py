@@ -20,6 +20,7 @@ from pendo_assets.assets.report import build_report_asset
 from pendo_assets.assets.state import state_assets
 from pendo_assets.automation import build_automation, build_history_repair, refresh_selection
 from pendo_assets.checks import all_checks
+from pendo_assets.dagster_internals import plan_unpartitioned_once
 from pendo_assets.freshness import build_freshness
 from pendo_assets.instance import freeze_loaded_objects
 from pendo_assets.partitions import daily_partitions
@@ -108,4 +109,5 @@ def defs() -> dg.Definitions:
         # project: what loading built stays out of the garbage collector's passes (a fifth of
         # a CLI range run's CPU; pendo_assets/instance/__init__.py).
         freeze_loaded_objects()
+        plan_unpartitioned_once()
     return _loaded[1]

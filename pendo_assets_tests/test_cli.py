@@ -7,6 +7,7 @@ import re
 import shlex
 import subprocess
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -85,3 +86,18 @@ def test_documented_commands_run_as_written_without_a_notice(emulator, tmp_path)
         assert con.execute("SELECT count(*) FROM pendo.visitors").fetchone()[0] > 0
     finally:
         con.close()
+    # The backfill's run planned its unpartitioned entities once and its days one by one
+    # (dagster_internals.plan_unpartitioned_once).
+    with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        ranged = [r for r in instance.get_runs() if "dagster/asset_partition_range_start" in r.tags]
+        backfill = ranged[-1]  # newest first: the README's backfill is the first range run
+        planned: dict[str, list] = {}
+        for e in instance.all_logs(
+            backfill.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+        ):
+            data = e.dagster_event.event_specific_data
+            planned.setdefault(data.asset_key.to_user_string(), []).append(data.partition)
+    for s in ENTITIES:
+        assert planned[f"pendo/{s.table}"] == [None], s.table
+    for s in EVENTS:
+        assert sorted(planned[f"pendo/{s.table}"]) == [f"2026-10-0{i}" for i in range(1, 8)]

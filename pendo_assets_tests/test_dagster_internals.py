@@ -74,3 +74,106 @@ def test_loading_the_definitions_does_not_import_the_storage_internals():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     ).stdout.split("\n")
     assert out[-2] == "[]", out[-2]
+
+
+# -- plan_unpartitioned_once: a range run plans unpartitioned assets and checks once ---------
+
+DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
+
+
+def _range_project(fail_daily: bool = False):
+    import dagster as dg
+
+    daily = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-04")
+
+    # Dagster keeps the partitions of the plan's last asset output as the run's range: a
+    # partitioned asset last (as the backfill's enriched tables are) is what brings the bug out.
+    @dg.asset(backfill_policy=dg.BackfillPolicy.single_run())
+    def a_names() -> None:
+        return None
+
+    @dg.asset(partitions_def=daily, backfill_policy=dg.BackfillPolicy.single_run(), deps=[a_names])
+    def daily_rows() -> None:
+        if fail_daily:
+            raise RuntimeError("Pendo said no")
+        return None
+
+    @dg.asset_check(asset=daily_rows)
+    def rows_ok() -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=True)
+
+    return [a_names, daily_rows, rows_ok]
+
+
+def _range_run(instance, fail_daily: bool = False):
+    import dagster as dg
+
+    return dg.materialize(
+        _range_project(fail_daily),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": DAYS[0],
+            "dagster/asset_partition_range_end": DAYS[-1],
+        },
+        raise_on_error=False,
+    )
+
+
+def _planned(instance, run_id: str) -> dict[str, list]:
+    import dagster as dg
+
+    out: dict[str, list] = {}
+    for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED):
+        data = e.dagster_event.event_specific_data
+        out.setdefault(data.asset_key.to_user_string(), []).append(data.partition)
+    return out
+
+
+def test_dagster_itself_still_plans_an_unpartitioned_asset_per_day_of_a_range():
+    """The upstream behaviour the fix is for: when an upgrade fixes it, drop the fix."""
+    import dagster as dg
+
+    dagster_internals.plan_unpartitioned_once()
+    method = dagster_internals.resolve("DagsterRun").get_resolved_partitions_subset_for_events
+    with dg.instance_for_test() as instance:
+        run = instance.get_run_by_id(_range_run(instance).run_id)
+        assert method(run, None) is None
+        assert sorted(method.__wrapped__(run, None).get_partition_keys()) == DAYS
+
+
+def test_a_range_run_plans_unpartitioned_assets_and_checks_once_and_days_per_day():
+    import dagster as dg
+
+    dagster_internals.plan_unpartitioned_once()
+    dagster_internals.plan_unpartitioned_once()  # once per process, however often asked
+    with dg.instance_for_test() as instance:
+        result = _range_run(instance)
+        assert result.success
+        assert _planned(instance, result.run_id) == {
+            "a_names": [None],
+            "daily_rows": DAYS,
+        }
+        history = instance.event_log_storage.get_asset_check_execution_history(
+            dg.AssetCheckKey(dg.AssetKey("daily_rows"), "rows_ok"), limit=10
+        )
+        # One row for the run's one evaluation, none left PLANNED per day.
+        assert [(r.run_id, r.status.value, r.partition) for r in history] == [
+            (result.run_id, "SUCCEEDED", None)
+        ]
+
+
+def test_a_failed_range_run_still_marks_each_of_its_days_failed():
+    import dagster as dg
+
+    dagster_internals.plan_unpartitioned_once()
+    with dg.instance_for_test() as instance:
+        result = _range_run(instance, fail_daily=True)
+        assert not result.success
+        storage = instance.event_log_storage
+        attempts = (
+            storage.get_latest_asset_partition_materialization_attempts_without_materializations(
+                dg.AssetKey("daily_rows")
+            )
+        )
+        assert sorted(attempts) == DAYS
+        assert {run_id for run_id, _ in attempts.values()} == {result.run_id}
