@@ -16,6 +16,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from pendo_assets import dagster_internals
 from pendo_assets.dagster_internals import SqliteEventLogStorage
 from pendo_assets.instance import (
     enable_event_batching,
@@ -32,6 +33,21 @@ pytestmark = pytest.mark.slow
 PARTS = dg.DailyPartitionsDefinition(start_date="2025-01-01", end_date="2025-03-02")
 FIRST, LAST = "2025-01-01", "2025-03-01"  # 60 partitions
 RANGE_TAGS = range_tags(FIRST, LAST)
+
+
+@pytest.fixture(autouse=True)
+def dagsters_own_planning(monkeypatch):
+    """Compare the storages on Dagster's own planning, in which a range run plans an
+    unpartitioned check once per day: per-partition planned check rows for the storage to
+    write. The project's definitions loader plans those once
+    (``dagster_internals.plan_unpartitioned_once``, process-wide); a test that loaded the
+    definitions earlier in this process installed it, so it is taken off for these tests."""
+    run_class = dagster_internals.resolve("DagsterRun")
+    method = run_class.get_resolved_partitions_subset_for_events
+    if hasattr(method, "__wrapped__"):
+        monkeypatch.setattr(
+            run_class, "get_resolved_partitions_subset_for_events", method.__wrapped__
+        )
 
 
 class NoIO(dg.IOManager):
