@@ -74,7 +74,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     state = with_reader_note([state_assets()], settings.duckdb_read_path)
     return dg.Definitions(
         assets=[*assets, *state],
-        asset_checks=[*all_checks(settings), freshness_checks],
+        asset_checks=[*all_checks(settings), *freshness_checks],
         schedules=[*schedules, *repair_schedules],
         sensors=[*sensors, *repair_sensors, freshness_sensor],
         resources={

@@ -10,12 +10,13 @@ while Pendo answers:
    reconciliation totals are queued behind the loads, in the background;
 2. the entities follow while those totals are asked (their few requests go ahead of the
    totals in the client's queue), then the entity checks the enriched tables block on;
-3. a source's enriched days (and poll events' NPS tie-out) are built as soon as its own
-   blocking checks have passed, while Pendo still answers the later sources' totals;
+3. a source's enriched days are built as soon as its own blocking checks have passed, and
+   checked (freshness of both its tables, poll events' NPS tie-out), while Pendo still answers
+   the later sources' totals;
 4. the event checks go in the order their totals are asked (by table; ``rank`` in
    ``pendo/client.py``), each finding its totals first.
 
-Any other step (marts, freshness) keeps Dagster's default of 0 and follows what it
+Any other step (marts, their checks) keeps Dagster's default of 0 and follows what it
 reads. Priorities only order steps that are ready; dependencies and blocking checks decide
 which are.
 """

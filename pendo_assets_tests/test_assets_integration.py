@@ -68,9 +68,12 @@ def test_the_backfill_run_asks_pendo_first_and_builds_each_source_after_its_chec
     assert order.index("pendo_entities_checks") < checks[0]
     for t in tables:
         assert order[order.index(f"pendo_{t}_checks") + 1] == f"analytics__{t}"
-    tie_out = order.index("analytics__poll_events_nps_buckets_tie_out")
-    assert order[tie_out - 1] == "analytics__poll_events"
-    assert order[-1] == "pendo_freshness"
+    # Then the checks of its enriched table (freshness, NPS), before the next source's checks.
+    ends = [*checks[1:], len(order)]
+    for t, end in zip(tables, ends, strict=True):
+        after = set(order[order.index(f"analytics__{t}") + 1 : end])
+        tie_out = {"analytics__poll_events_nps_buckets_tie_out"} if t == "poll_events" else set()
+        assert after == {f"{t}_freshness", *tie_out}, t
 
 
 @pytest.mark.parametrize("source", ENTITIES, ids=lambda s: s.table)
