@@ -350,6 +350,16 @@ def refresh_visitors(url: str, duckdb: str, full: bool, at: str, margin_min: int
     }
 
 
+def init_instance() -> dict:
+    """Create the storages of the instance in ``DAGSTER_HOME``, as ``make dev``'s first start
+    does for a user before any backfill."""
+    import dagster as dg
+
+    with dg.DagsterInstance.get() as instance:
+        runs = instance.get_runs(limit=1)
+        return {"runs": len(runs), "schedules": instance.schedule_storage is not None}
+
+
 WORKERS = {
     f.__name__: f
     for f in (
@@ -362,6 +372,7 @@ WORKERS = {
         project_ingest,
         make_payloads,
         project_visitors,
+        init_instance,
     )
 }
 
