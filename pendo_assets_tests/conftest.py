@@ -147,6 +147,16 @@ def loaded(path: str, source, days) -> dict[date, tuple[int, int, int]]:
     return {d: got.get(d, (0, 0, 0)) for d in days}
 
 
+
+def planned_partitions(instance: dg.DagsterInstance, run_id: str) -> dict[str, list]:
+    """Asset (user string) -> the partition of each planned materialization of the run."""
+    planned: dict[str, list] = {}
+    for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED):
+        data = e.dagster_event.event_specific_data
+        planned.setdefault(data.asset_key.to_user_string(), []).append(data.partition)
+    return planned
+
+
 @dataclass
 class Project:
     env: dict[str, str]

@@ -12,8 +12,9 @@ import duckdb
 import pytest
 
 from pendo_assets.catalog import ENTITIES, EVENTS
+from pendo_assets.run_tags import RANGE_START_TAG
 
-from .conftest import DG, REPO, TEST_KEY, project_env
+from .conftest import DG, REPO, TEST_KEY, planned_partitions, project_env
 
 # Left out of `make test-quick`: the documented commands as `dg` subprocesses.
 pytestmark = pytest.mark.slow
@@ -89,14 +90,9 @@ def test_documented_commands_run_as_written_without_a_notice(emulator, tmp_path)
     # The backfill's run planned its unpartitioned entities once and its days one by one
     # (dagster_internals.plan_unpartitioned_once).
     with dg.DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
-        ranged = [r for r in instance.get_runs() if "dagster/asset_partition_range_start" in r.tags]
+        ranged = [r for r in instance.get_runs() if RANGE_START_TAG in r.tags]
         backfill = ranged[-1]  # newest first: the README's backfill is the first range run
-        planned: dict[str, list] = {}
-        for e in instance.all_logs(
-            backfill.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
-        ):
-            data = e.dagster_event.event_specific_data
-            planned.setdefault(data.asset_key.to_user_string(), []).append(data.partition)
+        planned = planned_partitions(instance, backfill.run_id)
     for s in ENTITIES:
         assert planned[f"pendo/{s.table}"] == [None], s.table
     for s in EVENTS:

@@ -7,10 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from pendo_assets import dagster_internals
 from pendo_assets.dagster_internals import INTERNALS
+from pendo_assets.run_tags import range_tags
+
+from .conftest import planned_partitions
 
 REPO = Path(__file__).resolve().parents[1]
 SEAM = REPO / "pendo_assets" / "dagster_internals.py"
@@ -82,8 +86,6 @@ DAYS = ["2026-10-01", "2026-10-02", "2026-10-03"]
 
 
 def _range_project(fail_daily: bool = False):
-    import dagster as dg
-
     daily = dg.DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-04")
 
     # Dagster keeps the partitions of the plan's last asset output as the run's range: a
@@ -106,33 +108,16 @@ def _range_project(fail_daily: bool = False):
 
 
 def _range_run(instance, fail_daily: bool = False):
-    import dagster as dg
-
     return dg.materialize(
         _range_project(fail_daily),
         instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": DAYS[0],
-            "dagster/asset_partition_range_end": DAYS[-1],
-        },
+        tags=range_tags(DAYS[0], DAYS[-1]),
         raise_on_error=False,
     )
 
 
-def _planned(instance, run_id: str) -> dict[str, list]:
-    import dagster as dg
-
-    out: dict[str, list] = {}
-    for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED):
-        data = e.dagster_event.event_specific_data
-        out.setdefault(data.asset_key.to_user_string(), []).append(data.partition)
-    return out
-
-
 def test_dagster_itself_still_plans_an_unpartitioned_asset_per_day_of_a_range():
     """The upstream behaviour the fix is for: when an upgrade fixes it, drop the fix."""
-    import dagster as dg
-
     dagster_internals.plan_unpartitioned_once()
     method = dagster_internals.resolve("DagsterRun").get_resolved_partitions_subset_for_events
     with dg.instance_for_test() as instance:
@@ -142,14 +127,12 @@ def test_dagster_itself_still_plans_an_unpartitioned_asset_per_day_of_a_range():
 
 
 def test_a_range_run_plans_unpartitioned_assets_and_checks_once_and_days_per_day():
-    import dagster as dg
-
     dagster_internals.plan_unpartitioned_once()
     dagster_internals.plan_unpartitioned_once()  # once per process, however often asked
     with dg.instance_for_test() as instance:
         result = _range_run(instance)
         assert result.success
-        assert _planned(instance, result.run_id) == {
+        assert planned_partitions(instance, result.run_id) == {
             "a_names": [None],
             "daily_rows": DAYS,
         }
@@ -163,8 +146,6 @@ def test_a_range_run_plans_unpartitioned_assets_and_checks_once_and_days_per_day
 
 
 def test_a_failed_range_run_still_marks_each_of_its_days_failed():
-    import dagster as dg
-
     dagster_internals.plan_unpartitioned_once()
     with dg.instance_for_test() as instance:
         result = _range_run(instance, fail_daily=True)
