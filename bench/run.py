@@ -243,8 +243,7 @@ def project_backfill(emu: Emulator, first: date, last: date, work: Path) -> Resu
     write_local_config(str(home))  # the instance config `make dev` gives users
     # ... and the instance it creates on its first start (the README's first command): its
     # storages exist before a user's first backfill. Creating them costs ~0.4 s once.
-    run_measured([sys.executable, "-m", "bench.workers", "init_instance", json.dumps({})],
-                 {**os.environ, "DAGSTER_HOME": str(home)})  # fmt: skip
+    run_measured(worker("init_instance"), {**os.environ, "DAGSTER_HOME": str(home)})
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -343,12 +342,13 @@ def run_phases(home: Path, command_s: float) -> str:
                 for s in stats
                 if s.step_key != "load_pendo_events"
             )
-            before = command_s - (last - first) - (record.end_time or last) + last
+            after = (record.end_time or last) - last
+            before = command_s - (last - first) - after
             return (
                 f"start-up before the first step (and exit) {before:.1f} s; "
                 f"event load step {load_s:.1f} s (fetch {fetch:.1f} s, writes "
                 f"{load_s - fetch:.1f} s); {len(stats) - 1} other steps {others:.1f} s; "
-                f"after the last step {(record.end_time or last) - last:.1f} s"
+                f"after the last step {after:.1f} s"
             )
     return "no backfill run found"
 
