@@ -16,9 +16,9 @@ while Pendo answers:
 4. the event checks go in the order their totals are asked (by table; ``rank`` in
    ``pendo/client.py``), each finding its totals first.
 
-Any other step (marts, their checks) keeps Dagster's default of 0 and follows what it
-reads. Priorities only order steps that are ready; dependencies and blocking checks decide
-which are.
+Any other step (marts and their grain and tie-out checks) keeps Dagster's default of 0 and
+follows what it reads; a mart's freshness check takes ``ENRICHED`` like every freshness check.
+Priorities only order steps that are ready; dependencies and blocking checks decide which are.
 """
 
 from __future__ import annotations

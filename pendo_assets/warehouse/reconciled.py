@@ -10,11 +10,11 @@ from __future__ import annotations
 from datetime import date
 
 from pendo_assets.catalog import Source
-from pendo_assets.warehouse.side_tables import SideTable
+from pendo_assets.warehouse.side_tables import STATE_SCHEMA, SideTable
 from pendo_assets.warehouse.store import Statement, Warehouse
 
 RECONCILED_DAYS = SideTable(
-    schema="_state",
+    schema=STATE_SCHEMA,
     name="reconciled_days",
     description="One row per event source and final day that agreed with Pendo's own totals, "
     "with the totals it had then: while the raw table still holds them, reconciliation does "

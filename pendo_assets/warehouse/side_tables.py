@@ -7,6 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The project's own bookkeeping (reconciled days, tag changes), apart from the data schemas
+# analysts browse.
+STATE_SCHEMA = "_state"
+
 
 @dataclass(frozen=True)
 class SideTable:

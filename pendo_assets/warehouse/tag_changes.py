@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from pendo_assets.pendo.days import windows
-from pendo_assets.warehouse.side_tables import SideTable
+from pendo_assets.warehouse.side_tables import STATE_SCHEMA, SideTable
 from pendo_assets.warehouse.store import Statement, Warehouse, quote, run_statement
 
-STATE_SCHEMA = "_state"
 TAG_CHANGES_TABLE = SideTable(
     schema=STATE_SCHEMA,
     name="tag_changes",
