@@ -147,7 +147,6 @@ def loaded(path: str, source, days) -> dict[date, tuple[int, int, int]]:
     return {d: got.get(d, (0, 0, 0)) for d in days}
 
 
-
 def planned_partitions(instance: dg.DagsterInstance, run_id: str) -> dict[str, list]:
     """Asset (user string) -> the partition of each planned materialization of the run."""
     planned: dict[str, list] = {}
